@@ -39,16 +39,16 @@ public struct Statx
     public uint DevMinor;
     public ulong MntId;
 
-    public readonly uint FileType => Mode & FileMode.S_IFMT;
-    public readonly bool IsDirectory => FileType == FileMode.S_IFDIR;
-    public readonly bool IsRegular => FileType == FileMode.S_IFREG;
-    public readonly bool IsSymlink => FileType == FileMode.S_IFLNK;
+    public readonly uint FileType => Mode & ModeBits.S_IFMT;
+    public readonly bool IsDirectory => FileType == ModeBits.S_IFDIR;
+    public readonly bool IsRegular => FileType == ModeBits.S_IFREG;
+    public readonly bool IsSymlink => FileType == ModeBits.S_IFLNK;
     public readonly uint RDev => Sys.MakeDev(RDevMajor, RDevMinor);
     public readonly ulong Dev => ((ulong)DevMajor << 32) | DevMinor;
 }
 
 /// <summary>st_mode bits.</summary>
-public static class FileMode
+public static class ModeBits
 {
     public const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000, S_IFLNK = 0xA000, S_IFREG = 0x8000;
     public const uint S_IFBLK = 0x6000, S_IFDIR = 0x4000, S_IFCHR = 0x2000, S_IFIFO = 0x1000;

@@ -1,0 +1,431 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Text;
+using Lamina.Fuse;
+using Lamina.Fuse.Wire;
+using Lamina.Native;
+
+namespace Lamina.Samples.Loopback;
+
+/// <summary>
+/// Mirrors one directory. Each node the kernel knows holds an O_PATH descriptor of the real
+/// object, so nothing is ever resolved through a joined path, and renames underneath do not
+/// confuse it. File handles are real descriptors; with passthrough the kernel does the I/O.
+/// </summary>
+public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
+{
+    private sealed class Node
+    {
+        public required SafeFd Fd;
+        public required ulong Id;
+        public required (ulong Dev, ulong Ino) Key;
+        public long Lookups;
+        public int Opens;
+        public int BackingId = -1;
+    }
+
+    private readonly ConcurrentDictionary<ulong, Node> _nodes = new();
+    private readonly Dictionary<(ulong, ulong), Node> _byInode = new();
+    private readonly object _lock = new();
+    private long _nextId = 1;
+    private readonly TimeSpan _entryTimeout;
+    private readonly TimeSpan _attrTimeout;
+    private FuseSession? _session;
+
+    public LoopbackFileSystem(string source, TimeSpan entryTimeout, TimeSpan attrTimeout)
+    {
+        var root = SafeFd.FromResult(Sys.Open(source, Sys.O_PATH | Sys.O_DIRECTORY | Sys.O_CLOEXEC), "open", source);
+        Sys.FStatx(root.Fd, out var st);
+        var node = new Node { Fd = root, Id = FuseConstants.RootId, Key = (st.Dev, st.Ino), Lookups = 1 };
+        _nodes[node.Id] = node;
+        _byInode[node.Key] = node;
+        _entryTimeout = entryTimeout;
+        _attrTimeout = attrTimeout;
+    }
+
+    /// <summary>Set before the session starts, so opens can register passthrough backing files.</summary>
+    public FuseSession? Session { get => _session; set => _session = value; }
+
+    public bool UsePassthrough { get; set; } = true;
+
+    private Node Get(ulong id) => _nodes.TryGetValue(id, out var n) ? n : throw new KeyNotFoundException($"node {id}");
+
+    private static string ProcPath(Node n) => "/proc/self/fd/" + n.Fd.Fd;
+
+    private static string Str(ReadOnlySpan<byte> name) => Encoding.UTF8.GetString(name);
+
+    private static void ToAttr(in Statx st, out FuseAttr a)
+    {
+        a = new FuseAttr
+        {
+            Ino = st.Ino, Size = st.Size, Blocks = st.Blocks, Mode = st.Mode, NLink = st.NLink,
+            Uid = st.Uid, Gid = st.Gid, RDev = st.RDev, BlkSize = st.BlkSize,
+            ATime = (ulong)st.ATime.Sec, ATimeNsec = st.ATime.Nsec,
+            MTime = (ulong)st.MTime.Sec, MTimeNsec = st.MTime.Nsec,
+            CTime = (ulong)st.CTime.Sec, CTimeNsec = st.CTime.Nsec,
+        };
+    }
+
+    /// <summary>Finds or makes the node for an object, taking one kernel reference.</summary>
+    private Errno Remember(int fd, out EntryOut entry)
+    {
+        entry = default;
+        if (Sys.FStatx(fd, out var st) != 0) { var e = Sys.LastErrno; Sys.Close(fd); return e; }
+        Node node;
+        lock (_lock)
+        {
+            if (_byInode.TryGetValue((st.Dev, st.Ino), out var existing))
+            {
+                Sys.Close(fd);
+                node = existing;
+            }
+            else
+            {
+                node = new Node { Fd = new SafeFd(fd), Id = (ulong)Interlocked.Increment(ref _nextId), Key = (st.Dev, st.Ino) };
+                _byInode[node.Key] = node;
+                _nodes[node.Id] = node;
+            }
+            node.Lookups++;
+        }
+        entry.NodeId = node.Id;
+        entry.SetTimeouts(_entryTimeout, _attrTimeout);
+        ToAttr(st, out entry.Attr);
+        return Errno.None;
+    }
+
+    private static int OpenChild(int dirfd, ReadOnlySpan<byte> name, int flags)
+    {
+        Span<byte> buf = stackalloc byte[name.Length + 1];
+        name.CopyTo(buf);
+        buf[name.Length] = 0;
+        fixed (byte* p = buf) return Sys.OpenAt(dirfd, p, flags, 0);
+    }
+
+    public Errno Lookup(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, out EntryOut entry)
+    {
+        entry = default;
+        int fd = OpenChild(Get(parent).Fd.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
+        if (fd < 0) return Sys.LastErrno;
+        return Remember(fd, out entry);
+    }
+
+    public void Forget(ulong nodeId, ulong nlookup)
+    {
+        lock (_lock)
+        {
+            if (!_nodes.TryGetValue(nodeId, out var node)) return;
+            node.Lookups -= (long)nlookup;
+            if (node.Lookups > 0 || nodeId == FuseConstants.RootId) return;
+            _nodes.TryRemove(nodeId, out _);
+            _byInode.Remove(node.Key);
+            node.Fd.Dispose();
+        }
+    }
+
+    public Errno GetAttr(in RequestContext ctx, ulong nodeId, ulong? fh, out AttrOut attr)
+    {
+        attr = default;
+        int fd = fh is ulong h ? (int)h : Get(nodeId).Fd.Fd;
+        if (Sys.FStatx(fd, out var st) != 0) return Sys.LastErrno;
+        attr.SetTimeout(_attrTimeout);
+        ToAttr(st, out attr.Attr);
+        return Errno.None;
+    }
+
+    public Errno SetAttr(in RequestContext ctx, ulong nodeId, in SetAttrIn c, out AttrOut attr)
+    {
+        attr = default;
+        var node = Get(nodeId);
+        bool hasFh = (c.Valid & SetAttrValid.Fh) != 0;
+        string proc = ProcPath(node);
+        if ((c.Valid & SetAttrValid.Mode) != 0)
+        {
+            int r = hasFh ? Sys.FChmod((int)c.Fh, c.Mode) : Sys.FChmodAt(Sys.AT_FDCWD, proc, c.Mode, 0);
+            if (r != 0) return Sys.LastErrno;
+        }
+        if ((c.Valid & (SetAttrValid.Uid | SetAttrValid.Gid)) != 0)
+        {
+            uint uid = (c.Valid & SetAttrValid.Uid) != 0 ? c.Uid : uint.MaxValue;
+            uint gid = (c.Valid & SetAttrValid.Gid) != 0 ? c.Gid : uint.MaxValue;
+            if (Sys.FChownAt(node.Fd.Fd, "", uid, gid, Sys.AT_EMPTY_PATH | Sys.AT_SYMLINK_NOFOLLOW) != 0) return Sys.LastErrno;
+        }
+        if ((c.Valid & SetAttrValid.Size) != 0)
+        {
+            int r = hasFh ? Sys.FTruncate((int)c.Fh, (long)c.Size) : Sys.Truncate(proc, (long)c.Size);
+            if (r != 0) return Sys.LastErrno;
+        }
+        if ((c.Valid & (SetAttrValid.ATime | SetAttrValid.MTime | SetAttrValid.ATimeNow | SetAttrValid.MTimeNow)) != 0)
+        {
+            var times = stackalloc Sys.Timespec[2];
+            times[0] = (c.Valid & SetAttrValid.ATimeNow) != 0 ? new(0, Sys.UTIME_NOW)
+                : (c.Valid & SetAttrValid.ATime) != 0 ? new((long)c.ATime, c.ATimeNsec) : new(0, Sys.UTIME_OMIT);
+            times[1] = (c.Valid & SetAttrValid.MTimeNow) != 0 ? new(0, Sys.UTIME_NOW)
+                : (c.Valid & SetAttrValid.MTime) != 0 ? new((long)c.MTime, c.MTimeNsec) : new(0, Sys.UTIME_OMIT);
+            int r = hasFh ? Sys.FUtimens((int)c.Fh, times) : Sys.UtimensAt(Sys.AT_FDCWD, proc, times, 0);
+            if (r != 0) return Sys.LastErrno;
+        }
+        return GetAttr(ctx, nodeId, hasFh ? c.Fh : null, out attr);
+    }
+
+    public Errno ReadLink(in RequestContext ctx, ulong nodeId, Span<byte> target, out int length)
+    {
+        length = 0;
+        fixed (byte* p = target)
+        {
+            nint n = Sys.ReadlinkAt(Get(nodeId).Fd.Fd, "", p, (nuint)target.Length);
+            if (n < 0) return Sys.LastErrno;
+            length = (int)n;
+        }
+        return Errno.None;
+    }
+
+    /// <summary>Runs a creating call with the caller's filesystem identity, so new objects belong to the caller from the start.</summary>
+    private static Errno AsCaller(in RequestContext ctx, Func<int> create)
+    {
+        int oldUid = Sys.SetFsUid(ctx.Uid), oldGid = Sys.SetFsGid(ctx.Gid);
+        try { return create() == 0 ? Errno.None : Sys.LastErrno; }
+        finally { Sys.SetFsGid((uint)oldGid); Sys.SetFsUid((uint)oldUid); }
+    }
+
+    private Errno LookupCreated(ulong parent, ReadOnlySpan<byte> name, out EntryOut entry)
+    {
+        entry = default;
+        int fd = OpenChild(Get(parent).Fd.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
+        return fd < 0 ? Sys.LastErrno : Remember(fd, out entry);
+    }
+
+    public Errno Mkdir(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, uint mode, uint umask, out EntryOut entry)
+    {
+        int dir = Get(parent).Fd.Fd; string n = Str(name);
+        var e = AsCaller(ctx, () => Sys.MkdirAt(dir, n, mode & ~umask));
+        if (e != Errno.None) { entry = default; return e; }
+        return LookupCreated(parent, name, out entry);
+    }
+
+    public Errno Mknod(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, uint umask, out EntryOut entry)
+    {
+        int dir = Get(parent).Fd.Fd; string n = Str(name);
+        var e = AsCaller(ctx, () => Sys.MknodAt(dir, n, mode & ~umask, rdev));
+        if (e != Errno.None) { entry = default; return e; }
+        return LookupCreated(parent, name, out entry);
+    }
+
+    public Errno Symlink(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, out EntryOut entry)
+    {
+        int dir = Get(parent).Fd.Fd; string n = Str(name), t = Str(target);
+        var e = AsCaller(ctx, () => Sys.SymlinkAt(t, dir, n));
+        if (e != Errno.None) { entry = default; return e; }
+        return LookupCreated(parent, name, out entry);
+    }
+
+    public Errno Link(in RequestContext ctx, ulong nodeId, ulong newParent, ReadOnlySpan<byte> newName, out EntryOut entry)
+    {
+        entry = default;
+        if (Sys.LinkAt(Get(nodeId).Fd.Fd, "", Get(newParent).Fd.Fd, Str(newName), Sys.AT_EMPTY_PATH) != 0) return Sys.LastErrno;
+        return LookupCreated(newParent, newName, out entry);
+    }
+
+    public Errno Unlink(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name) =>
+        Sys.UnlinkAt(Get(parent).Fd.Fd, Str(name), 0) == 0 ? Errno.None : Sys.LastErrno;
+
+    public Errno Rmdir(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name) =>
+        Sys.UnlinkAt(Get(parent).Fd.Fd, Str(name), Sys.AT_REMOVEDIR) == 0 ? Errno.None : Sys.LastErrno;
+
+    public Errno Rename(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags) =>
+        Sys.RenameAt2(Get(parent).Fd.Fd, Str(name), Get(newParent).Fd.Fd, Str(newName), flags) == 0 ? Errno.None : Sys.LastErrno;
+
+    public Errno Open(in RequestContext ctx, ulong nodeId, int flags, out OpenOut open)
+    {
+        open = default;
+        var node = Get(nodeId);
+        int fd = Sys.Open(ProcPath(node), (flags & ~(Sys.O_NOFOLLOW | Sys.O_CREAT | Sys.O_EXCL | Sys.O_NOCTTY)) | Sys.O_CLOEXEC);
+        if (fd < 0) return Sys.LastErrno;
+        open.Fh = (ulong)fd;
+        AttachBacking(node, fd, ref open);
+        return Errno.None;
+    }
+
+    public Errno Create(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, uint umask, out EntryOut entry, out OpenOut open)
+    {
+        entry = default; open = default;
+        int dir = Get(parent).Fd.Fd; string n = Str(name);
+        int fd = -1;
+        var e = AsCaller(ctx, () =>
+        {
+            fd = Sys.OpenAt(dir, n, (flags | Sys.O_CREAT | Sys.O_NOFOLLOW | Sys.O_CLOEXEC) & ~Sys.O_NOCTTY, mode & ~umask);
+            return fd < 0 ? -1 : 0;
+        });
+        if (e != Errno.None) return e;
+        e = LookupCreated(parent, name, out entry);
+        if (e != Errno.None) { Sys.Close(fd); return e; }
+        open.Fh = (ulong)fd;
+        AttachBacking(Get(entry.NodeId), fd, ref open);
+        return Errno.None;
+    }
+
+    /// <summary>All opens of one inode share the backing file registered by the first.</summary>
+    private void AttachBacking(Node node, int fd, ref OpenOut open)
+    {
+        var session = _session;
+        lock (node)
+        {
+            node.Opens++;
+            if (!UsePassthrough || session is null || !session.Connection.Passthrough) return;
+            if (node.BackingId < 0)
+            {
+                int id = session.OpenBacking(fd);
+                if (id < 0) return;
+                node.BackingId = id;
+            }
+            open.OpenFlags |= OpenReplyFlags.Passthrough;
+            open.BackingId = node.BackingId;
+        }
+    }
+
+    public Errno Read(in RequestContext ctx, ulong nodeId, in ReadIn request, Span<byte> buffer, out int count)
+    {
+        nint n = Sys.PRead((int)request.Fh, buffer, (long)request.Offset);
+        count = (int)Math.Max(n, 0);
+        return n < 0 ? Sys.LastErrno : Errno.None;
+    }
+
+    public Errno Write(in RequestContext ctx, ulong nodeId, in WriteIn request, ReadOnlySpan<byte> data, out uint written)
+    {
+        nint n = Sys.PWrite((int)request.Fh, data, (long)request.Offset);
+        written = (uint)Math.Max(n, 0);
+        return n < 0 ? Sys.LastErrno : Errno.None;
+    }
+
+    public Errno Flush(in RequestContext ctx, ulong nodeId, ulong fh, ulong lockOwner) => Errno.None;
+
+    public Errno Release(in RequestContext ctx, ulong nodeId, in ReleaseIn request)
+    {
+        Sys.Close((int)request.Fh);
+        if (_nodes.TryGetValue(nodeId, out var node))
+        {
+            lock (node)
+            {
+                if (--node.Opens == 0 && node.BackingId >= 0)
+                {
+                    _session?.CloseBacking(node.BackingId);
+                    node.BackingId = -1;
+                }
+            }
+        }
+        return Errno.None;
+    }
+
+    public Errno Fsync(in RequestContext ctx, ulong nodeId, ulong fh, bool dataOnly) =>
+        (dataOnly ? Sys.FDataSync((int)fh) : Sys.FSync((int)fh)) == 0 ? Errno.None : Sys.LastErrno;
+
+    public Errno Fallocate(in RequestContext ctx, ulong nodeId, in FallocateIn r) =>
+        Sys.FAllocate((int)r.Fh, (int)r.Mode, (long)r.Offset, (long)r.Length) == 0 ? Errno.None : Sys.LastErrno;
+
+    public Errno Lseek(in RequestContext ctx, ulong nodeId, ulong fh, long offset, int whence, out long result)
+    {
+        result = Sys.LSeek((int)fh, offset, whence);
+        return result < 0 ? Sys.LastErrno : Errno.None;
+    }
+
+    public Errno StatFs(in RequestContext ctx, ulong nodeId, out KStatFs statfs)
+    {
+        statfs = default;
+        if (Sys.FStatFs(Get(nodeId).Fd.Fd, out var s) != 0) return Sys.LastErrno;
+        statfs = new KStatFs
+        {
+            Blocks = s.Blocks, BFree = s.BFree, BAvail = s.BAvail, Files = s.Files, FFree = s.FFree,
+            BSize = (uint)s.BSize, NameLen = (uint)s.NameLen, FrSize = (uint)s.FrSize,
+        };
+        return Errno.None;
+    }
+
+    public Errno GetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, Span<byte> value, out int size)
+    {
+        nint n = Sys.GetXattr(ProcPath(Get(nodeId)), Str(name), value);
+        size = (int)Math.Max(n, 0);
+        return n < 0 ? Sys.LastErrno : Errno.None;
+    }
+
+    public Errno SetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags) =>
+        Sys.SetXattr(ProcPath(Get(nodeId)), Str(name), value, flags) == 0 ? Errno.None : Sys.LastErrno;
+
+    public Errno ListXattr(in RequestContext ctx, ulong nodeId, Span<byte> list, out int size)
+    {
+        nint n = Sys.ListXattr(ProcPath(Get(nodeId)), list);
+        size = (int)Math.Max(n, 0);
+        return n < 0 ? Sys.LastErrno : Errno.None;
+    }
+
+    public Errno RemoveXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name) =>
+        Sys.RemoveXattr(ProcPath(Get(nodeId)), Str(name)) == 0 ? Errno.None : Sys.LastErrno;
+
+    public Errno OpenDir(in RequestContext ctx, ulong nodeId, int flags, out OpenOut open)
+    {
+        open = default;
+        int fd = Sys.OpenAt(Get(nodeId).Fd.Fd, ".", Sys.O_RDONLY | Sys.O_DIRECTORY | Sys.O_CLOEXEC);
+        if (fd < 0) return Sys.LastErrno;
+        open.Fh = (ulong)fd;
+        return Errno.None;
+    }
+
+    public Errno ReadDir(in RequestContext ctx, ulong nodeId, ulong fh, long offset, ref DirEntryBuffer entries)
+    {
+        int fd = (int)fh;
+        byte[] buf = System.Buffers.ArrayPool<byte>.Shared.Rent(32 * 1024);
+        try
+        {
+            if (Sys.LSeek(fd, offset, Sys.SEEK_SET) < 0) return Sys.LastErrno;
+            while (true)
+            {
+                int n = Sys.GetDents64(fd, buf);
+                if (n < 0) return Sys.LastErrno;
+                if (n == 0) return Errno.None;
+                for (int pos = 0; pos < n;)
+                {
+                    ulong ino = MemoryMarshal.Read<ulong>(buf.AsSpan(pos));
+                    long next = MemoryMarshal.Read<long>(buf.AsSpan(pos + 8));
+                    ushort reclen = MemoryMarshal.Read<ushort>(buf.AsSpan(pos + 16));
+                    byte type = buf[pos + 18];
+                    var name = buf.AsSpan(pos + 19, reclen - 19);
+                    name = name[..Math.Max(0, name.IndexOf((byte)0))];
+                    pos += reclen;
+                    if (!AddEntry(ref entries, nodeId, ino, next, type, name))
+                        return Errno.None;
+                }
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buf);
+        }
+    }
+
+    private bool AddEntry(ref DirEntryBuffer entries, ulong dirNode, ulong ino, long next, byte type, ReadOnlySpan<byte> name)
+    {
+        if (!entries.IsPlus) return entries.TryAdd(ino, next, type, name);
+        bool dot = name.SequenceEqual("."u8) || name.SequenceEqual(".."u8);
+        if (dot)
+        {
+            var bare = new EntryOut();
+            bare.Attr.Ino = ino;
+            bare.Attr.Mode = (uint)type << 12;
+            return entries.TryAddPlus(bare, next, type, name);
+        }
+        int fd = OpenChild(Get(dirNode).Fd.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
+        if (fd < 0) return true; // gone since getdents: skip it
+        // The entry carries a kernel reference only if it fits; a full buffer means the kernel asks again.
+        if (Remember(fd, out var entry) != Errno.None) return true;
+        if (entries.TryAddPlus(entry, next, type, name)) return true;
+        Forget(entry.NodeId, 1);
+        return false;
+    }
+
+    public Errno ReleaseDir(in RequestContext ctx, ulong nodeId, ulong fh)
+    {
+        Sys.Close((int)fh);
+        return Errno.None;
+    }
+
+    public Errno FsyncDir(in RequestContext ctx, ulong nodeId, ulong fh, bool dataOnly) =>
+        (dataOnly ? Sys.FDataSync((int)fh) : Sys.FSync((int)fh)) == 0 ? Errno.None : Sys.LastErrno;
+}
