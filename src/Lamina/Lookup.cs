@@ -1,0 +1,264 @@
+using Lamina.Branches;
+using Lamina.Native;
+
+namespace Lamina;
+
+/// <summary>One branch's contribution to a union object: where it is and what it is.</summary>
+internal sealed class Layer
+{
+    public required Branch Branch { get; init; }
+    /// <summary>Directory descriptor (O_PATH or readable) holding <see cref="Name"/> in this branch.</summary>
+    public required int ParentFd { get; init; }
+    public required string Name { get; init; }
+    /// <summary>Path from the branch root ("" for the root itself).</summary>
+    public required string RelPath { get; init; }
+    public Statx St;
+    /// <summary>O_PATH descriptor of the directory itself (directories only).</summary>
+    public SafeFd? DirFd { get; set; }
+    public bool Opaque { get; set; }
+    /// <summary>Entries of this directory may be xattr whiteouts (parent marker present).</summary>
+    public bool XWhiteouts { get; set; }
+    public string? Redirect { get; set; }
+    /// <summary>The hard-link index entry standing in for a lower file already copied up under another name.</summary>
+    public bool IsIndex { get; init; }
+
+    public bool IsDir => St.IsDirectory;
+    /// <summary>The object can be changed where it is (a writable branch, not an index stand-in).</summary>
+    public bool InPlaceWritable => Branch.IsWritable && !IsIndex;
+}
+
+/// <summary>
+/// The result of resolving a union path top-down (namei): the layers of the object, the layers of its
+/// parent directory, and where a whiteout hides the name. Owns the descriptors it opened.
+/// </summary>
+internal sealed class Resolution : IDisposable
+{
+    private readonly List<SafeFd> _owned = [];
+
+    public required string Path { get; init; }
+    public string Name => Path.Length == 0 ? "" : Path[(Path.LastIndexOf('/') + 1)..];
+    public string ParentPath => UnionPath.Parent(Path);
+    public List<Layer> ParentLayers { get; set; } = [];
+    public List<Layer> Layers { get; } = [];
+    /// <summary>Index of the branch holding a whiteout for this name (everything below is hidden), or -1.</summary>
+    public int WhiteoutBranch { get; set; } = -1;
+
+    public bool Exists => Layers.Count > 0;
+    public Layer Top => Layers[0];
+
+    public SafeFd Own(SafeFd fd) { _owned.Add(fd); return fd; }
+
+    public Layer? ParentLayerIn(Branch b) => ParentLayers.FirstOrDefault(l => l.Branch == b);
+
+    public void Dispose()
+    {
+        foreach (var fd in _owned) fd.Dispose();
+        _owned.Clear();
+    }
+}
+
+/// <summary>Union paths: "" is the root, components joined by '/', no leading slash.</summary>
+public static class UnionPath
+{
+    public static string Normalize(string path)
+    {
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != ".");
+        return string.Join('/', parts);
+    }
+
+    public static string Join(string dir, string name) => dir.Length == 0 ? name : dir + "/" + name;
+
+    public static string Parent(string path)
+    {
+        int i = path.LastIndexOf('/');
+        return i < 0 ? "" : path[..i];
+    }
+
+    public static string FileName(string path) => path[(path.LastIndexOf('/') + 1)..];
+
+    /// <summary>True when <paramref name="path"/> is <paramref name="ancestor"/> or below it.</summary>
+    public static bool IsWithin(string path, string ancestor) =>
+        ancestor.Length == 0 || path == ancestor || path.StartsWith(ancestor + "/", StringComparison.Ordinal);
+
+    public static Native.Errno ValidateName(string name)
+    {
+        if (name.Length == 0 || name == "." || name == ".." || name.Contains('/') || name.Contains('\0')) return Native.Errno.EINVAL;
+        if (System.Text.Encoding.UTF8.GetByteCount(name) > 255) return Native.Errno.ENAMETOOLONG;
+        return Native.Errno.None;
+    }
+}
+
+public sealed partial class UnionFileSystem
+{
+    /// <summary>
+    /// Resolves a union path from the branch roots, one component at a time, never following symlinks
+    /// inside a branch. Nothing is cached: every call sees the branches as they are now (udba=reval).
+    /// </summary>
+    internal Errno Resolve(string path, out Resolution res, Func<Branch, bool>? branchFilter = null)
+    {
+        res = new Resolution { Path = path };
+        var branches = _branches.Branches.Where(b => branchFilter is null || branchFilter(b)).ToList();
+        var current = new List<Layer>();
+        foreach (var b in branches)
+        {
+            var layer = new Layer { Branch = b, ParentFd = b.RootFd.Fd, Name = ".", RelPath = "", DirFd = new SafeFd(b.RootFd.Fd, ownsHandle: false) };
+            if (Sys.FStatx(b.RootFd.Fd, out layer.St) != 0) continue;
+            layer.XWhiteouts = HasXWhiteouts(layer.DirFd.Fd);
+            current.Add(layer);
+        }
+        if (path.Length == 0)
+        {
+            res.Layers.AddRange(current);
+            return Errno.None;
+        }
+        var components = path.Split('/');
+        for (int i = 0; i < components.Length; i++)
+        {
+            string name = components[i];
+            var found = new List<Layer>();
+            var e = LookupInLayers(res, current, name, found, out int whiteoutBranch);
+            if (e != Errno.None) { res.Dispose(); return e; }
+            if (i == components.Length - 1)
+            {
+                res.ParentLayers = current;
+                res.Layers.AddRange(found);
+                res.WhiteoutBranch = whiteoutBranch;
+                if (found.Count == 1 && !found[0].IsDir) SubstituteIndexEntry(res);
+                return Errno.None;
+            }
+            if (found.Count == 0) { res.Dispose(); return Errno.ENOENT; }
+            if (!found[0].IsDir) { res.Dispose(); return Errno.ENOTDIR; }
+            current = found;
+        }
+        return Errno.None;
+    }
+
+    private bool HasXWhiteouts(int dirFd) =>
+        BranchIo.GetXattr(dirFd, _markers.Whiteouts) is not null ||
+        BranchIo.GetXattrString(dirFd, _markers.Opaque) == "x";
+
+    /// <summary>Looks <paramref name="name"/> up in each layer of a merged directory, top to bottom.</summary>
+    private Errno LookupInLayers(Resolution res, List<Layer> parents, string name, List<Layer> found, out int whiteoutBranch)
+    {
+        whiteoutBranch = -1;
+        if (Markers.IsMarkerName(name)) return Errno.None;
+        string lookupName = name;
+        for (int i = 0; i < parents.Count; i++)
+        {
+            var pl = parents[i];
+            if (pl.RelPath.Length == 0 && pl.Branch.HiddenRootName == lookupName) continue;
+            int dirFd = pl.DirFd!.Fd;
+            var e = BranchIo.Stat(dirFd, lookupName, out var st);
+            if (e == Errno.ENOENT)
+            {
+                if (BranchIo.Stat(dirFd, Markers.AufsWhiteoutPrefix + lookupName, out _) == Errno.None)
+                {
+                    whiteoutBranch = pl.Branch.Index;
+                    break;
+                }
+                continue;
+            }
+            if (e == Errno.ENOTDIR) continue;
+            if (e != Errno.None) return e;
+            if (IsWhiteout(pl, lookupName, st))
+            {
+                whiteoutBranch = pl.Branch.Index;
+                break;
+            }
+            if (found.Count > 0 && !st.IsDirectory) break;
+            var layer = new Layer { Branch = pl.Branch, ParentFd = dirFd, Name = lookupName, RelPath = UnionPath.Join(pl.RelPath, lookupName), St = st };
+            found.Add(layer);
+            if (!st.IsDirectory) break;
+            e = LoadDirMarkers(res, layer);
+            if (e != Errno.None) return e;
+            if (layer.Opaque) break;
+            if (layer.Redirect is { } redirect && FollowRedirects)
+            {
+                if (redirect.StartsWith('/'))
+                {
+                    FollowAbsoluteRedirect(res, redirect.Trim('/'), pl.Branch.Index, found);
+                    break;
+                }
+                lookupName = redirect;
+            }
+        }
+        return Errno.None;
+    }
+
+    private bool FollowRedirects => _options.RedirectDir is RedirectDirMode.On or RedirectDirMode.Follow;
+
+    private bool IsWhiteout(Layer parent, string name, in Statx st)
+    {
+        if (BranchIo.IsWhiteoutDevice(st)) return true;
+        if (!parent.XWhiteouts || !st.IsRegular || st.Size != 0) return false;
+        if (BranchIo.OpenPath(parent.DirFd!.Fd, name, out var fd) != Errno.None) return false;
+        using (fd) return BranchIo.GetXattr(fd.Fd, _markers.Whiteout) is not null;
+    }
+
+    /// <summary>Opens a directory layer and reads its opaque/redirect/xwhiteout markers.</summary>
+    private Errno LoadDirMarkers(Resolution res, Layer layer)
+    {
+        var e = BranchIo.OpenAt(layer.ParentFd, layer.Name, BranchIo.DirPathFlags, 0, out var fd);
+        if (e != Errno.None) return e;
+        layer.DirFd = res.Own(fd);
+        string? opaque = BranchIo.GetXattrString(fd.Fd, _markers.Opaque);
+        layer.Opaque = opaque == "y" || BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None;
+        layer.XWhiteouts = opaque == "x" || BranchIo.GetXattr(fd.Fd, _markers.Whiteouts) is not null;
+        layer.Redirect = BranchIo.GetXattrString(fd.Fd, _markers.Redirect);
+        return Errno.None;
+    }
+
+    /// <summary>Lower layers of a renamed directory live at the redirect path in every branch below.</summary>
+    private void FollowAbsoluteRedirect(Resolution res, string relPath, int belowIndex, List<Layer> found)
+    {
+        var comps = relPath.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (comps.Length == 0) return;
+        foreach (var b in _branches.Branches)
+        {
+            if (b.Index <= belowIndex) continue;
+            int dirFd = b.RootFd.Fd;
+            bool reachable = true;
+            for (int c = 0; c < comps.Length - 1 && reachable; c++)
+            {
+                if (BranchIo.OpenAt(dirFd, comps[c], BranchIo.DirPathFlags, 0, out var next) != Errno.None) { reachable = false; break; }
+                dirFd = res.Own(next).Fd;
+            }
+            if (!reachable) continue;
+            string last = comps[^1];
+            if (BranchIo.Stat(dirFd, last, out var st) != Errno.None) continue;
+            if (BranchIo.IsWhiteoutDevice(st) || !st.IsDirectory) return;
+            var layer = new Layer { Branch = b, ParentFd = dirFd, Name = last, RelPath = relPath, St = st };
+            if (LoadDirMarkers(res, layer) != Errno.None) return;
+            found.Add(layer);
+            if (layer.Opaque) return;
+            if (layer.Redirect is { } again && FollowRedirects)
+            {
+                string next = again.StartsWith('/') ? again.Trim('/') : UnionPath.Join(UnionPath.Parent(relPath), again);
+                FollowAbsoluteRedirect(res, next, b.Index, found);
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A lower file with several links whose other name was copied up already: the index entry in a
+    /// writable branch holds the one upper copy, so this name sees its data too.
+    /// </summary>
+    private void SubstituteIndexEntry(Resolution res)
+    {
+        var top = res.Top;
+        if (!_options.Index || top.Branch.IsWritable || !top.St.IsRegular || top.St.NLink < 2) return;
+        ulong ino = ComputeIno(res);
+        string key = IndexName(ino);
+        foreach (var b in _branches.Branches)
+        {
+            if (b.Index >= top.Branch.Index) break;
+            if (b.IndexFd is null || !b.IsWritable) continue;
+            if (BranchIo.Stat(b.IndexFd.Fd, key, out var st) != Errno.None) continue;
+            res.Layers[0] = new Layer { Branch = b, ParentFd = b.IndexFd.Fd, Name = key, RelPath = top.RelPath, St = st, IsIndex = true };
+            return;
+        }
+    }
+
+    internal static string IndexName(ulong ino) => ino.ToString("x16");
+}

@@ -1,0 +1,130 @@
+namespace Lamina;
+
+/// <summary>
+/// The live nodes, by node id and by union inode. A node stays while the kernel (or an in-process
+/// caller) holds lookups on it, it has open handles, or it has live children; then it is dropped and
+/// its id is never handed out again.
+/// </summary>
+internal sealed class NodeTable
+{
+    public const ulong RootId = 1;
+
+    private readonly object _gate = new();
+    private readonly Dictionary<ulong, UnionNode> _byId = [];
+    private readonly Dictionary<ulong, UnionNode> _byIno = [];
+    private ulong _nextId = RootId + 1;
+
+    public NodeTable(ulong rootIno)
+    {
+        Root = new UnionNode(RootId, rootIno, Native.ModeBits.S_IFDIR, null, "");
+        Root.LookupCount = 1;
+        _byId[RootId] = Root;
+        _byIno[rootIno] = Root;
+    }
+
+    public UnionNode Root { get; }
+
+    public int Count { get { lock (_gate) return _byId.Count; } }
+
+    public UnionNode? Find(ulong nodeId) { lock (_gate) return _byId.GetValueOrDefault(nodeId); }
+
+    public UnionNode? FindByIno(ulong ino) { lock (_gate) return _byIno.GetValueOrDefault(ino); }
+
+    public string? PathOf(UnionNode node) { lock (_gate) return node.IsDetached && node.Handles.Count == 0 && node.LookupCount == 0 ? null : node.PathUnlocked(); }
+
+    /// <summary>
+    /// The node for the object <paramref name="ino"/> found as <paramref name="name"/> in <paramref name="parent"/>,
+    /// created if none is live; its lookup count grows by <paramref name="lookups"/>. An existing node found
+    /// under another name (a hard link, or a change made directly in a branch) is re-homed to this name.
+    /// </summary>
+    public UnionNode GetOrAdd(UnionNode parent, string name, ulong ino, uint type, long lookups, out bool moved)
+    {
+        lock (_gate)
+        {
+            moved = false;
+            if (_byIno.TryGetValue(ino, out var node) && node != Root)
+            {
+                if (node.Parent != parent || node.Name != name)
+                {
+                    MoveUnlocked(node, parent, name);
+                    moved = true;
+                }
+                node.FileType = type;
+                node.LookupCount += lookups;
+                return node;
+            }
+            node = new UnionNode(_nextId++, ino, type, parent, name) { LookupCount = lookups };
+            parent.ChildRefs++;
+            _byId[node.NodeId] = node;
+            _byIno[ino] = node;
+            return node;
+        }
+    }
+
+    public void Move(UnionNode node, UnionNode newParent, string newName)
+    {
+        lock (_gate) MoveUnlocked(node, newParent, newName);
+    }
+
+    private static void MoveUnlocked(UnionNode node, UnionNode newParent, string newName)
+    {
+        if (node.Parent != newParent)
+        {
+            newParent.ChildRefs++;
+            var old = node.Parent;
+            node.Parent = newParent;
+            if (old is not null) old.ChildRefs--;
+        }
+        node.Name = newName;
+    }
+
+    /// <summary>The object is gone from the namespace: a new object with the same inode must get a new node.</summary>
+    public void Detach(UnionNode node)
+    {
+        lock (_gate)
+        {
+            if (node == Root) return;
+            node.IsDetached = true;
+            if (_byIno.TryGetValue(node.Ino, out var n) && n == node) _byIno.Remove(node.Ino);
+            ReleaseIfUnused(node);
+        }
+    }
+
+    public void AddRef(UnionNode node, long count) { lock (_gate) node.LookupCount += count; }
+
+    public void Forget(UnionNode node, long count)
+    {
+        lock (_gate)
+        {
+            node.LookupCount = Math.Max(0, node.LookupCount - count);
+            ReleaseIfUnused(node);
+        }
+    }
+
+    public void AddHandle(UnionNode node, UnionHandle h) { lock (_gate) node.Handles.Add(h); }
+
+    public void RemoveHandle(UnionNode node, UnionHandle h)
+    {
+        lock (_gate)
+        {
+            node.Handles.Remove(h);
+            ReleaseIfUnused(node);
+        }
+    }
+
+    public UnionHandle[] HandlesOf(UnionNode node) { lock (_gate) return [.. node.Handles]; }
+
+    private void ReleaseIfUnused(UnionNode node)
+    {
+        while (node != Root && node.InTable && node.LookupCount == 0 && node.Handles.Count == 0 && node.ChildRefs == 0)
+        {
+            node.InTable = false;
+            _byId.Remove(node.NodeId);
+            if (_byIno.TryGetValue(node.Ino, out var n) && n == node) _byIno.Remove(node.Ino);
+            var parent = node.Parent;
+            if (parent is null) return;
+            parent.ChildRefs--;
+            node = parent;
+        }
+    }
+}

@@ -1,0 +1,168 @@
+using Lamina.Native;
+
+namespace Lamina;
+
+/// <summary>One entry of a merged directory listing.</summary>
+public readonly record struct DirEntry(string Name, byte Type, ulong Ino);
+
+/// <summary>
+/// An open directory: a snapshot of the merged listing taken at opendir (and again on rewind to
+/// offset 0), so cookies (offset = index + 1) stay valid while the directory changes, and
+/// telldir/seekdir work.
+/// </summary>
+public sealed class UnionDirHandle : IDisposable
+{
+    internal UnionDirHandle(UnionNode node, List<DirEntry> entries)
+    {
+        Node = node;
+        Entries = entries;
+    }
+
+    public UnionNode Node { get; }
+
+    /// <summary>The snapshot, "." and ".." first.</summary>
+    public IReadOnlyList<DirEntry> Entries { get; internal set; }
+
+    public void Dispose() { }
+}
+
+public sealed partial class UnionFileSystem
+{
+    /// <summary>Opens a directory, taking a snapshot of its merged listing.</summary>
+    public Errno OpenDir(UnionNode node, Caller caller, out UnionDirHandle? handle)
+    {
+        UnionDirHandle? h = null;
+        var e = Guard(() =>
+        {
+            var se = Snapshot(node, out var entries);
+            if (se != Errno.None) return se;
+            h = new UnionDirHandle(node, entries);
+            return Errno.None;
+        });
+        handle = h;
+        return e;
+    }
+
+    private Errno Snapshot(UnionNode node, out List<DirEntry> entries)
+    {
+        entries = [];
+        using var scope = Read();
+        var e = ResolveNode(node, out var res);
+        if (e != Errno.None) return e;
+        using (res)
+        {
+            if (!res.Top.IsDir) return Errno.ENOTDIR;
+            e = ReadMerged(res, out var merged);
+            if (e != Errno.None) return e;
+            ulong parentIno = node.Parent?.Ino ?? node.Ino;
+            entries = new List<DirEntry>(merged.Count + 2)
+            {
+                new(".", Sys.DT_DIR, node.Ino),
+                new("..", Sys.DT_DIR, parentIno),
+            };
+            entries.AddRange(merged);
+            return Errno.None;
+        }
+    }
+
+    /// <summary>
+    /// Emits entries from cookie <paramref name="offset"/> on. <paramref name="emit"/> gets each entry and the
+    /// cookie of the next one, and returns false to stop (reply buffer full). Offset 0 refreshes the snapshot.
+    /// </summary>
+    public Errno ReadDir(UnionDirHandle handle, long offset, Func<DirEntry, long, bool> emit)
+    {
+        if (offset == 0)
+        {
+            var e = Guard(() =>
+            {
+                var se = Snapshot(handle.Node, out var fresh);
+                if (se == Errno.None) handle.Entries = fresh;
+                return se;
+            });
+            if (e != Errno.None) return e;
+        }
+        var entries = handle.Entries;
+        for (long i = Math.Max(0, offset); i < entries.Count; i++)
+        {
+            if (!emit(entries[(int)i], i + 1)) break;
+        }
+        return Errno.None;
+    }
+
+    /// <summary>For READDIRPLUS: the node (lookup count + 1) and attributes of one listed entry.</summary>
+    public Errno LookupEntry(UnionDirHandle handle, DirEntry entry, out UnionNode? node, out Statx st)
+    {
+        if (entry.Name is "." or "..")
+        {
+            var n = entry.Name == "." ? handle.Node : handle.Node.Parent ?? handle.Node;
+            _nodes.AddRef(n, 1);
+            node = n;
+            return GetAttr(n, out st);
+        }
+        UnionNode? found = null;
+        Statx s = default;
+        var e = Guard(() =>
+        {
+            using var scope = Read();
+            return LookupLocked(handle.Node, entry.Name, 1, out found, out s);
+        });
+        node = found;
+        st = s;
+        return e;
+    }
+
+    public Errno ReleaseDir(UnionDirHandle handle) { handle.Dispose(); return Errno.None; }
+
+    /// <summary>Merges the listings of a directory's layers: upper names first, whiteouts and opaque cuts applied.</summary>
+    internal Errno ReadMerged(Resolution res, out List<DirEntry> entries)
+    {
+        entries = [];
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var layer in res.Layers)
+        {
+            if (!layer.IsDir) break;
+            var e = BranchIo.OpenAt(layer.ParentFd, layer.Name, BranchIo.DirReadFlags, 0, out var dirFd);
+            if (e != Errno.None) return e;
+            using (dirFd)
+            {
+                e = BranchIo.ReadDir(dirFd.Fd, out var raw);
+                if (e != Errno.None) return e;
+                bool impure = BranchIo.GetXattr(dirFd.Fd, _markers.Impure) is not null;
+                bool atRoot = layer.RelPath.Length == 0;
+                var hiddenHere = new List<string>();
+                foreach (var (name, rawType, rawIno) in raw)
+                {
+                    if (seen.Contains(name)) continue;
+                    if (Markers.IsMarkerName(name))
+                    {
+                        if (name != Markers.AufsOpaque) hiddenHere.Add(name[Markers.AufsWhiteoutPrefix.Length..]);
+                        continue;
+                    }
+                    if (atRoot && name == layer.Branch.HiddenRootName) continue;
+                    byte type = rawType;
+                    Statx st = default;
+                    bool statted = false;
+                    if (type is Sys.DT_CHR or Sys.DT_UNKNOWN || (type == Sys.DT_REG && layer.XWhiteouts))
+                    {
+                        if (BranchIo.Stat(dirFd.Fd, name, out st) != Errno.None) continue;
+                        statted = true;
+                        type = ModeBits.DirentType(st.Mode);
+                        if (IsWhiteout(layer, name, st)) { hiddenHere.Add(name); continue; }
+                    }
+                    ulong ino = Pack(layer.Branch.FsIndex, statted ? st.Ino : rawIno);
+                    if (impure)
+                    {
+                        var entryLayer = new Layer { Branch = layer.Branch, ParentFd = dirFd.Fd, Name = name, RelPath = "" };
+                        ulong origin = ReadOrigin(entryLayer);
+                        if (origin != 0) ino = origin;
+                    }
+                    seen.Add(name);
+                    entries.Add(new DirEntry(name, type, ino));
+                }
+                foreach (var h in hiddenHere) seen.Add(h);
+            }
+            if (layer.Opaque) break;
+        }
+        return Errno.None;
+    }
+}
