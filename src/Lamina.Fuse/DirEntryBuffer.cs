@@ -28,7 +28,7 @@ public ref struct DirEntryBuffer
     private static int Align8(int n) => (n + 7) & ~7;
 
     /// <summary>Adds a plain entry; <paramref name="nextOffset"/> is the cookie that resumes after it.</summary>
-    public bool TryAdd(ulong ino, long nextOffset, uint type, ReadOnlySpan<byte> name)
+    public bool TryAdd(ulong ino, long nextOffset, uint type, scoped ReadOnlySpan<byte> name)
     {
         int header = Marshal.SizeOf<Dirent>();
         int size = Align8(header + name.Length);
@@ -47,7 +47,7 @@ public ref struct DirEntryBuffer
     /// <paramref name="entry"/> has a node id, the kernel holds one more lookup of that node,
     /// exactly as after LOOKUP; when it returns false, nothing was counted.
     /// </summary>
-    public bool TryAddPlus(in EntryOut entry, long nextOffset, uint type, ReadOnlySpan<byte> name)
+    public bool TryAddPlus(in EntryOut entry, long nextOffset, uint type, scoped ReadOnlySpan<byte> name)
     {
         int entrySize = Marshal.SizeOf<EntryOut>();
         int header = entrySize + Marshal.SizeOf<Dirent>();

@@ -1,0 +1,135 @@
+using System.Globalization;
+
+namespace Lamina.Cli.Commands;
+
+/// <summary>
+/// The arguments of `lamina mount`, in the forms fuse-overlayfs, mount(8)/mount.fuse3 and
+/// mergerfs users type: options may come before or after the operands, -o may repeat, and
+/// generic mount options (rw, dev, suid, noauto, _netdev, x-*, ...) are accepted.
+/// </summary>
+public sealed class MountArguments
+{
+    public bool Foreground { get; private set; }
+    public bool Debug { get; private set; }
+    public string? Source { get; private set; }
+    public string MountPoint { get; private set; } = "";
+
+    /// <summary>Options for the union engine (lowerdir=..., policies, ...), in order.</summary>
+    public List<string> EngineOptions { get; } = [];
+
+    public string? FsName { get; private set; }
+    public bool AllowOther { get; private set; }
+    public bool ReadOnly { get; private set; }
+    public bool NoSuid { get; private set; }
+    public bool NoDev { get; private set; }
+    public bool NoExec { get; private set; }
+    public bool NoAtime { get; private set; }
+    public bool Passthrough { get; private set; } = true;
+    public TimeSpan EntryTimeout { get; private set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan AttrTimeout { get; private set; } = TimeSpan.FromSeconds(1);
+    public int? Workers { get; private set; }
+    public string? LogFile { get; private set; }
+
+    /// <summary>True when the branches come as a mergerfs-style list in the source operand.</summary>
+    public bool BranchListSource => Source is not null && !EngineOptions.Any(o => o.StartsWith("lowerdir=", StringComparison.Ordinal) || o.StartsWith("lowerdir+=", StringComparison.Ordinal));
+
+    public static MountArguments Parse(IReadOnlyList<string> args)
+    {
+        var m = new MountArguments();
+        var operands = new List<string>();
+        for (int i = 0; i < args.Count; i++)
+        {
+            string a = args[i];
+            if (a == "--") { operands.AddRange(args.Skip(i + 1)); break; }
+            switch (a)
+            {
+                case "-f" or "--foreground": m.Foreground = true; continue;
+                case "-d" or "--debug": m.Debug = true; m.Foreground = true; continue;
+                case "-o":
+                    if (i + 1 >= args.Count) throw new CommandLineException("option -o needs a value");
+                    m.AddOptions(args[++i]);
+                    continue;
+                case "-n" or "-s" or "-v": continue; // accepted from mount(8) (no mtab, sloppy, verbose)
+                case "-h" or "--help":
+                    throw new CommandLineException("usage: lamina mount [-f] [-d] -o lowerdir=...,upperdir=...,workdir=... MOUNTPOINT");
+            }
+            if (a.StartsWith("-o", StringComparison.Ordinal) && a.Length > 2) { m.AddOptions(a[2..]); continue; }
+            if (a.StartsWith('-') && a.Length > 1) throw new CommandLineException($"unknown option '{a}'");
+            operands.Add(a);
+        }
+        switch (operands.Count)
+        {
+            case 1: m.MountPoint = operands[0]; break;
+            case 2: m.Source = operands[0]; m.MountPoint = operands[1]; break;
+            case 0: throw new CommandLineException("mount needs a MOUNTPOINT");
+            default: throw new CommandLineException($"too many operands: {string.Join(' ', operands)} (expected [SOURCE] MOUNTPOINT)");
+        }
+        if (!m.BranchListSource && !m.EngineOptions.Any(o => o.StartsWith("lowerdir", StringComparison.Ordinal)))
+            throw new CommandLineException("no branches given: use -o lowerdir=...[,upperdir=...,workdir=...] or a branch list like /a=RW:/b=RO");
+        return m;
+    }
+
+    private void AddOptions(string list)
+    {
+        foreach (var raw in SplitOptions(list))
+        {
+            if (raw.Length == 0) continue;
+            int eq = raw.IndexOf('=');
+            string key = eq < 0 ? raw : raw[..eq];
+            string? value = eq < 0 ? null : raw[(eq + 1)..];
+            switch (key)
+            {
+                case "fsname": FsName = value; break;
+                case "subtype": break; // always fuse.lamina
+                case "allow_other" or "allow_root": AllowOther = true; break;
+                case "default_permissions": break; // always on: the kernel checks modes
+                case "ro": ReadOnly = true; EngineOptions.Add(raw); break;
+                case "rw": ReadOnly = false; break;
+                case "nosuid": NoSuid = true; break;
+                case "nodev": NoDev = true; break;
+                case "noexec": NoExec = true; break;
+                case "noatime": NoAtime = true; break;
+                case "suid" or "dev" or "exec" or "atime" or "relatime" or "strictatime" or "nodiratime" or "lazytime"
+                    or "auto" or "noauto" or "user" or "nouser" or "users" or "owner" or "group" or "_netdev"
+                    or "nofail" or "defaults" or "async" or "sync" or "dirsync" or "loop" or "context" or "fscontext"
+                    or "defcontext" or "rootcontext" or "fsync" or "noacl" or "volatile":
+                    break; // generic mount(8) options: meaningful to mount(8), harmless here
+                case "passthrough": Passthrough = value is null or "on" or "1" or "true"; break;
+                case "nopassthrough": Passthrough = false; break;
+                case "entry_timeout": EntryTimeout = Seconds(key, value); break;
+                case "attr_timeout": AttrTimeout = Seconds(key, value); break;
+                case "timeout": EntryTimeout = AttrTimeout = Seconds(key, value); break;
+                case "workers" or "threads": Workers = Int(key, value); break;
+                case "log": LogFile = value; break;
+                default:
+                    if (key.StartsWith("x-", StringComparison.Ordinal)) break; // userspace-only fstab options
+                    EngineOptions.Add(raw);
+                    break;
+            }
+        }
+    }
+
+    private static TimeSpan Seconds(string key, string? value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0
+            ? TimeSpan.FromSeconds(s)
+            : throw new CommandLineException($"option {key}= needs a number of seconds, not '{value}'");
+
+    private static int Int(string key, string? value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : throw new CommandLineException($"option {key}= needs a positive whole number, not '{value}'");
+
+    /// <summary>Splits on commas not escaped with a backslash (overlayfs escapes ',' and ':' in paths that way).</summary>
+    public static IEnumerable<string> SplitOptions(string list)
+    {
+        var current = new System.Text.StringBuilder();
+        for (int i = 0; i < list.Length; i++)
+        {
+            char c = list[i];
+            if (c == '\\' && i + 1 < list.Length) { current.Append(c).Append(list[++i]); continue; }
+            if (c == ',') { yield return current.ToString(); current.Clear(); continue; }
+            current.Append(c);
+        }
+        yield return current.ToString();
+    }
+}

@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using Lamina.Branches;
+
+namespace Lamina.Cli.Commands;
+
+/// <summary>
+/// `lamina mount`: checks everything it can, then (unless -f) starts itself again as a daemon in
+/// its own session and returns once the daemon says the mount is ready, or with the daemon's
+/// error — so a wrong option or branch is one line and a non-zero exit, with nothing mounted.
+/// </summary>
+public static class MountCommand
+{
+    internal const string ReadyMarker = "LAMINA-READY";
+    internal const string DaemonVariable = "LAMINA_DAEMON";
+
+    public static int Run(string[] args)
+    {
+        var arguments = MountArguments.Parse(args);
+        // Validate options and branches before anything is mounted or started.
+        try
+        {
+            BuildOptions(arguments);
+        }
+        catch (UnionConfigException ex)
+        {
+            return Program.Fail(ex.Message);
+        }
+
+        if (arguments.Foreground || Environment.GetEnvironmentVariable(DaemonVariable) == "1")
+            return MountDaemon.Serve(arguments, detached: Environment.GetEnvironmentVariable(DaemonVariable) == "1");
+        return StartDaemon(args);
+    }
+
+    internal static UnionOptions BuildOptions(MountArguments a)
+    {
+        string engine = string.Join(',', a.EngineOptions);
+        return a.BranchListSource
+            ? OptionParser.ParseBranchList(a.Source!, engine.Length == 0 ? null : engine)
+            : OptionParser.ParseOverlay(engine);
+    }
+
+    private static int StartDaemon(string[] args)
+    {
+        var psi = SelfStartInfo();
+        psi.ArgumentList.Add("mount");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment[DaemonVariable] = "1";
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.RedirectStandardInput = true;
+        using var child = Process.Start(psi) ?? throw new CommandLineException("could not start the mount daemon");
+        child.StandardInput.Close();
+        var errors = child.StandardError.ReadToEndAsync();
+        string? line;
+        while ((line = child.StandardOutput.ReadLine()) is not null)
+        {
+            if (line == ReadyMarker) return 0;
+            Console.WriteLine(line);
+        }
+        child.WaitForExit();
+        string err = errors.Result.Trim();
+        if (err.Length > 0) Console.Error.WriteLine(err);
+        return child.ExitCode == 0 ? 1 : child.ExitCode;
+    }
+
+    /// <summary>How to run this program again: the apphost, or dotnet with the entry assembly.</summary>
+    internal static ProcessStartInfo SelfStartInfo()
+    {
+        string process = Environment.ProcessPath ?? "dotnet";
+        var psi = new ProcessStartInfo(process) { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(process) == "dotnet")
+            psi.ArgumentList.Add(typeof(Program).Assembly.Location);
+        return psi;
+    }
+}

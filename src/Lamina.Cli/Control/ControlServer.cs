@@ -1,0 +1,106 @@
+using System.Net.Sockets;
+using System.Text;
+using Lamina.Cli.Commands;
+using Lamina.Cli.Fuse;
+using Lamina.Fuse;
+
+namespace Lamina.Cli.Control;
+
+/// <summary>
+/// A mount daemon's local socket: `lamina status` and `lamina diff` ask it what only the
+/// running engine knows. One request line in, text out, then the connection closes.
+/// </summary>
+public sealed class ControlServer : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly string _path;
+    private readonly string _mountPoint;
+    private readonly MountArguments _arguments;
+    private readonly UnionFileSystem _union;
+    private readonly UnionFuse _adapter;
+    private readonly FuseSession _session;
+    private readonly DateTime _started = DateTime.UtcNow;
+
+    private ControlServer(Socket socket, string path, string mountPoint, MountArguments a, UnionFileSystem union, UnionFuse adapter, FuseSession session)
+    {
+        _socket = socket; _path = path; _mountPoint = mountPoint; _arguments = a; _union = union; _adapter = adapter; _session = session;
+    }
+
+    public static ControlServer? Start(string mountPoint, MountArguments a, UnionFileSystem union, UnionFuse adapter, FuseSession session)
+    {
+        try
+        {
+            string path = ControlPaths.SocketFor(mountPoint);
+            System.IO.Directory.CreateDirectory(ControlPaths.Directory);
+            if (OperatingSystem.IsLinux()) File.SetUnixFileMode(ControlPaths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (File.Exists(path)) File.Delete(path);
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+            socket.Listen(8);
+            var server = new ControlServer(socket, path, mountPoint, a, union, adapter, session);
+            _ = Task.Run(server.AcceptLoop);
+            return server;
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or UnauthorizedAccessException)
+        {
+            return null; // status and diff then say the daemon cannot be reached
+        }
+    }
+
+    private async Task AcceptLoop()
+    {
+        while (true)
+        {
+            Socket client;
+            try { client = await _socket.AcceptAsync().ConfigureAwait(false); }
+            catch (Exception) { return; }
+            _ = Task.Run(() => Answer(client));
+        }
+    }
+
+    private void Answer(Socket client)
+    {
+        using (client)
+        using (var stream = new NetworkStream(client))
+        using (var reader = new StreamReader(stream, Encoding.UTF8))
+        using (var writer = new StreamWriter(stream, new UTF8Encoding(false)))
+        {
+            try
+            {
+                string request = reader.ReadLine()?.Trim() ?? "";
+                writer.Write(request switch
+                {
+                    "status" => Status(),
+                    "diff" => string.Concat(_union.Diff().Select(c => c + "\n")),
+                    _ => $"error: unknown request '{request}'\n",
+                });
+            }
+            catch (Exception ex) when (ex is IOException or SocketException)
+            {
+            }
+        }
+    }
+
+    private string Status()
+    {
+        var sb = new StringBuilder();
+        sb.Append("mountpoint: ").Append(_mountPoint).Append('\n');
+        sb.Append("pid: ").Append(Environment.ProcessId).Append('\n');
+        sb.Append("since: ").Append(_started.ToString("O")).Append('\n');
+        sb.Append("passthrough: ").Append(_session.Connection.Passthrough ? "on" : "off").Append('\n');
+        sb.Append("protocol: 7.").Append(_session.Connection.ProtocolMinor).Append('\n');
+        sb.Append("open files: ").Append(_adapter.OpenFiles).Append('\n');
+        sb.Append("open directories: ").Append(_adapter.OpenDirectories).Append('\n');
+        sb.Append("copy-ups: ").Append(_adapter.CopyUps).Append('\n');
+        sb.Append("nodes: ").Append(_union.NodeCount).Append('\n');
+        sb.Append("branches:\n");
+        foreach (var b in _union.Branches) sb.Append("  ").Append(b.Path).Append(" (").Append(b.Mode).Append(")\n");
+        return sb.ToString();
+    }
+
+    public void Dispose()
+    {
+        _socket.Dispose();
+        try { File.Delete(_path); } catch (IOException) { }
+    }
+}
