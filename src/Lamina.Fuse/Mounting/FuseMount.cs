@@ -23,6 +23,12 @@ public sealed class FuseMount
     public string MountPoint { get; }
     public bool ViaFusermount { get; }
 
+    /// <summary>
+    /// Test hook: a "mount" over any descriptor that behaves like /dev/fuse (e.g. one end of a
+    /// SOCK_SEQPACKET socketpair), so a session can be driven without the kernel.
+    /// </summary>
+    internal static FuseMount ForDescriptor(SafeFd device, string mountPoint) => new(device, mountPoint, viaFusermount: false);
+
     public static FuseMount Mount(string mountPoint, FuseMountOptions options)
     {
         string target = Path.GetFullPath(mountPoint);
