@@ -24,7 +24,7 @@ public sealed class MountArguments
     public bool NoDev { get; private set; }
     public bool NoExec { get; private set; }
     public bool NoAtime { get; private set; }
-    public bool Passthrough { get; private set; } = true;
+    public Fuse.PassthroughMode Passthrough { get; private set; } = Fuse.PassthroughMode.Auto;
     public TimeSpan EntryTimeout { get; private set; } = TimeSpan.FromSeconds(1);
     public TimeSpan AttrTimeout { get; private set; } = TimeSpan.FromSeconds(1);
     public int? Workers { get; private set; }
@@ -94,8 +94,16 @@ public sealed class MountArguments
                     or "nofail" or "defaults" or "async" or "sync" or "dirsync" or "loop" or "context" or "fscontext"
                     or "defcontext" or "rootcontext" or "fsync" or "noacl" or "volatile":
                     break; // generic mount(8) options: meaningful to mount(8), harmless here
-                case "passthrough": Passthrough = value is null or "on" or "1" or "true"; break;
-                case "nopassthrough": Passthrough = false; break;
+                case "passthrough":
+                    Passthrough = value switch
+                    {
+                        null or "on" or "1" or "true" => Fuse.PassthroughMode.On,
+                        "auto" => Fuse.PassthroughMode.Auto,
+                        "off" or "0" or "false" => Fuse.PassthroughMode.Off,
+                        _ => throw new CommandLineException($"option passthrough= takes on, auto or off, not '{value}'"),
+                    };
+                    break;
+                case "nopassthrough": Passthrough = Fuse.PassthroughMode.Off; break;
                 case "entry_timeout": EntryTimeout = Seconds(key, value); break;
                 case "attr_timeout": AttrTimeout = Seconds(key, value); break;
                 case "timeout": EntryTimeout = AttrTimeout = Seconds(key, value); break;

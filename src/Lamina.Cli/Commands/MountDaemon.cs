@@ -27,7 +27,7 @@ public static class MountDaemon
             return Program.Fail(ex.Message);
         }
 
-        var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout) { UsePassthrough = a.Passthrough };
+        var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout) { Passthrough = a.Passthrough };
         FuseMount mount;
         try
         {
@@ -48,7 +48,7 @@ public static class MountDaemon
 
         var session = new FuseSession(mount, adapter, new FuseSessionOptions
         {
-            Passthrough = a.Passthrough,
+            Passthrough = a.Passthrough != PassthroughMode.Off,
             Workers = a.Workers ?? new FuseSessionOptions().Workers,
             Log = log,
         });

@@ -11,25 +11,39 @@ namespace Lamina.Cli.Fuse;
 /// (the root is always 1 to the kernel), file handles index open <see cref="UnionHandle"/>s, and
 /// every request runs as the caller the kernel names.
 ///
-/// Passthrough: all opens of one inode must share one backing file while any is open. A node's
-/// backing file changes at copy-up, so an open after copy-up of a node whose lower file is still
-/// open with passthrough is served through the daemon (FOPEN_DIRECT_IO) instead.
+/// Passthrough and copy-up: the kernel gives a passthrough inode one backing file while any
+/// passthrough open lasts, and reads through it never come back to the daemon, so a descriptor
+/// opened on a lower file with passthrough keeps reading the lower file after a copy-up. The
+/// default mode (<see cref="PassthroughMode.Auto"/>) therefore uses passthrough only for files
+/// already in a writable branch, and serves read-only opens of lower files through the page cache,
+/// where writes after a copy-up land too. <see cref="PassthroughMode.On"/> uses it for every file;
+/// an open for writing that copies up a file whose lower copy is still open with passthrough is
+/// then refused with ETXTBSY, since the kernel would send its writes to the lower file.
 /// </summary>
+public enum PassthroughMode { Off, Auto, On }
+
 public sealed class UnionFuse : IFuseFileSystem
 {
     private readonly UnionFileSystem _union;
-    private readonly ConcurrentDictionary<ulong, UnionHandle> _files = new();
+    private readonly ConcurrentDictionary<ulong, OpenFile> _files = new();
     private readonly ConcurrentDictionary<ulong, UnionDirHandle> _dirs = new();
-    private readonly ConcurrentDictionary<ulong, Backing> _backings = new();
+    private readonly ConcurrentDictionary<ulong, NodeIo> _io = new();
     private long _nextFh;
     private long _copyUps;
     private readonly TimeSpan _entryTimeout, _attrTimeout;
 
-    private sealed class Backing
+    private enum IoKind { Cached, Passthrough, Refused }
+
+    private sealed record OpenFile(UnionHandle Handle, IoKind Kind);
+
+    /// <summary>How the kernel currently does I/O on one node: the rules of fs/fuse/iomode.c.</summary>
+    private sealed class NodeIo
     {
-        public int Id = -1;
+        public int BackingId = -1;
         public (ulong Dev, ulong Ino) File;
-        public int Opens;
+        public int PassthroughOpens;
+        public int CachedOpens;
+        public (long Sec, uint Nsec, ulong Size) LastSeen;
     }
 
     public UnionFuse(UnionFileSystem union, TimeSpan entryTimeout, TimeSpan attrTimeout)
@@ -41,7 +55,7 @@ public sealed class UnionFuse : IFuseFileSystem
     }
 
     public FuseSession? Session { get; set; }
-    public bool UsePassthrough { get; set; } = true;
+    public PassthroughMode Passthrough { get; set; } = PassthroughMode.Auto;
 
     /// <summary>Objects whose backing file moved to a writable branch since the mount.</summary>
     public long CopyUps => Interlocked.Read(ref _copyUps);
@@ -109,7 +123,7 @@ public sealed class UnionFuse : IFuseFileSystem
         attr = default;
         Statx st;
         Errno e;
-        if (fh is ulong h && _files.TryGetValue(h, out var handle)) e = handle.GetAttr(out st);
+        if (fh is ulong h && _files.TryGetValue(h, out var file)) e = file.Handle.GetAttr(out st);
         else
         {
             var node = Node(nodeId);
@@ -127,7 +141,7 @@ public sealed class UnionFuse : IFuseFileSystem
         attr = default;
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
-        UnionHandle? handle = (c.Valid & SetAttrValid.Fh) != 0 ? _files.GetValueOrDefault(c.Fh) : null;
+        UnionHandle? handle = (c.Valid & SetAttrValid.Fh) != 0 ? _files.GetValueOrDefault(c.Fh)?.Handle : null;
         var request = new SetAttrRequest
         {
             Mode = (c.Valid & SetAttrValid.Mode) != 0 ? c.Mode : null,
@@ -220,9 +234,7 @@ public sealed class UnionFuse : IFuseFileSystem
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
         var e = _union.Open(node, flags, CallerOf(ctx), out var handle);
-        if (e != Errno.None) return e;
-        Publish(handle!, ref open);
-        return Errno.None;
+        return e != Errno.None ? e : Publish(handle!, ref open);
     }
 
     public Errno Create(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, uint umask, out EntryOut entry, out OpenOut open)
@@ -234,94 +246,123 @@ public sealed class UnionFuse : IFuseFileSystem
         if (e != Errno.None) return e;
         e = Entry(node!, out entry);
         if (e != Errno.None) { handle!.Release(); return e; }
-        Publish(handle!, ref open);
+        e = Publish(handle!, ref open);
+        if (e != Errno.None) _union.Forget(node!, 1);
+        return e;
+    }
+
+    /// <summary>Gives the handle a file handle number and an I/O mode, or refuses it with ETXTBSY.</summary>
+    private Errno Publish(UnionHandle handle, ref OpenOut open)
+    {
+        var kind = ChooseIo(handle, ref open);
+        if (kind == IoKind.Refused)
+        {
+            handle.Release();
+            return Errno.ETXTBSY;
+        }
+        ulong fh = (ulong)Interlocked.Increment(ref _nextFh);
+        open.Fh = fh;
+        _files[fh] = new OpenFile(handle, kind);
         return Errno.None;
     }
 
-    private void Publish(UnionHandle handle, ref OpenOut open)
-    {
-        ulong fh = (ulong)Interlocked.Increment(ref _nextFh);
-        _files[fh] = handle;
-        open.Fh = fh;
-        AttachBacking(handle, ref open);
-    }
-
-    private void AttachBacking(UnionHandle handle, ref OpenOut open)
+    private IoKind ChooseIo(UnionHandle handle, ref OpenOut open)
     {
         var session = Session;
-        if (!UsePassthrough || session is null || !session.Connection.Passthrough) return;
-        var backing = _backings.GetOrAdd(handle.Node.NodeId, _ => new Backing());
-        lock (backing)
+        var io = _io.GetOrAdd(handle.Node.NodeId, _ => new NodeIo());
+        bool canPassthrough = session is not null && session.Connection.Passthrough && Passthrough != PassthroughMode.Off;
+        bool wantPassthrough = canPassthrough && (Passthrough == PassthroughMode.On || handle.BackingBranch.IsWritable);
+        lock (io)
         {
             var file = handle.BackingId;
-            if (backing.Opens > 0 && backing.Id >= 0 && backing.File != file)
+            if (io.PassthroughOpens > 0)
             {
-                // The node was copied up while its lower file is open with passthrough: the kernel
-                // allows one backing file per inode, so this open goes through the daemon.
-                open.OpenFlags |= OpenReplyFlags.DirectIo;
-                return;
+                // The inode is in passthrough mode: the kernel accepts only opens that share its
+                // backing file. After a copy-up (passthrough=on) that file is the stale lower one.
+                if (io.File != file) return IoKind.Refused;
+                io.PassthroughOpens++;
+                open.OpenFlags |= OpenReplyFlags.Passthrough;
+                open.BackingId = io.BackingId;
+                return IoKind.Passthrough;
             }
-            if (backing.Id < 0)
+            if (wantPassthrough && io.CachedOpens == 0)
             {
-                int id = session.OpenBacking(handle.BackingFd.Fd);
-                if (id < 0) return;
-                backing.Id = id;
-                backing.File = file;
+                int id = session!.OpenBacking(handle.BackingFd.Fd);
+                if (id >= 0)
+                {
+                    io.BackingId = id;
+                    io.File = file;
+                    io.PassthroughOpens = 1;
+                    open.OpenFlags |= OpenReplyFlags.Passthrough;
+                    open.BackingId = id;
+                    return IoKind.Passthrough;
+                }
             }
-            backing.Opens++;
-            open.OpenFlags |= OpenReplyFlags.Passthrough;
-            open.BackingId = backing.Id;
+            // Cached I/O through the daemon. Keep the page cache when the file is as it was at the last open.
+            io.CachedOpens++;
+            if (handle.GetAttr(out var st) == Errno.None)
+            {
+                var seen = (st.MTime.Sec, st.MTime.Nsec, st.Size);
+                if (seen == io.LastSeen) open.OpenFlags |= OpenReplyFlags.KeepCache;
+                io.LastSeen = seen;
+            }
+            return IoKind.Cached;
         }
     }
 
-    private void DetachBacking(UnionHandle handle, bool wasPassthrough)
+    private void ReleaseIo(OpenFile file)
     {
-        if (!wasPassthrough || !_backings.TryGetValue(handle.Node.NodeId, out var backing)) return;
-        lock (backing)
+        if (!_io.TryGetValue(file.Handle.Node.NodeId, out var io)) return;
+        lock (io)
         {
-            if (--backing.Opens > 0 || backing.Id < 0) return;
-            Session?.CloseBacking(backing.Id);
-            backing.Id = -1;
+            if (file.Kind == IoKind.Cached)
+            {
+                io.CachedOpens--;
+                if (file.Handle.GetAttr(out var st) == Errno.None) io.LastSeen = (st.MTime.Sec, st.MTime.Nsec, st.Size);
+                return;
+            }
+            if (--io.PassthroughOpens > 0 || io.BackingId < 0) return;
+            Session?.CloseBacking(io.BackingId);
+            io.BackingId = -1;
         }
     }
 
     public Errno Read(in RequestContext ctx, ulong nodeId, in ReadIn request, Span<byte> buffer, out int count)
     {
         count = 0;
-        return _files.TryGetValue(request.Fh, out var h) ? h.Read(buffer, (long)request.Offset, out count) : Errno.EBADF;
+        return _files.TryGetValue(request.Fh, out var f) ? f.Handle.Read(buffer, (long)request.Offset, out count) : Errno.EBADF;
     }
 
     public Errno Write(in RequestContext ctx, ulong nodeId, in WriteIn request, ReadOnlySpan<byte> data, out uint written)
     {
         written = 0;
-        if (!_files.TryGetValue(request.Fh, out var h)) return Errno.EBADF;
-        var e = h.Write(data, (long)request.Offset, out int n);
+        if (!_files.TryGetValue(request.Fh, out var f)) return Errno.EBADF;
+        var e = f.Handle.Write(data, (long)request.Offset, out int n);
         written = (uint)n;
         return e;
     }
 
     public Errno Flush(in RequestContext ctx, ulong nodeId, ulong fh, ulong lockOwner) =>
-        _files.TryGetValue(fh, out var h) ? h.Flush() : Errno.EBADF;
+        _files.TryGetValue(fh, out var f) ? f.Handle.Flush() : Errno.EBADF;
 
     public Errno Release(in RequestContext ctx, ulong nodeId, in ReleaseIn request)
     {
-        if (!_files.TryRemove(request.Fh, out var h)) return Errno.EBADF;
-        bool passthrough = _backings.TryGetValue(h.Node.NodeId, out var b) && b.Id >= 0 && b.File == h.BackingId;
-        h.Release();
-        DetachBacking(h, passthrough);
+        if (!_files.TryRemove(request.Fh, out var f)) return Errno.EBADF;
+        ReleaseIo(f);
+        f.Handle.Release();
         return Errno.None;
     }
 
     public Errno Fsync(in RequestContext ctx, ulong nodeId, ulong fh, bool dataOnly) =>
-        _files.TryGetValue(fh, out var h) ? h.Fsync(dataOnly) : Errno.EBADF;
+        _files.TryGetValue(fh, out var f) ? f.Handle.Fsync(dataOnly) : Errno.EBADF;
 
     public Errno Fallocate(in RequestContext ctx, ulong nodeId, in FallocateIn r) =>
-        _files.TryGetValue(r.Fh, out var h) ? h.Fallocate((int)r.Mode, (long)r.Offset, (long)r.Length) : Errno.EBADF;
+        _files.TryGetValue(r.Fh, out var f) ? f.Handle.Fallocate((int)r.Mode, (long)r.Offset, (long)r.Length) : Errno.EBADF;
 
     public Errno Lseek(in RequestContext ctx, ulong nodeId, ulong fh, long offset, int whence, out long result)
     {
         result = 0;
-        return _files.TryGetValue(fh, out var h) ? h.Lseek(offset, whence, out result) : Errno.EBADF;
+        return _files.TryGetValue(fh, out var f) ? f.Handle.Lseek(offset, whence, out result) : Errno.EBADF;
     }
 
     public Errno StatFs(in RequestContext ctx, ulong nodeId, out KStatFs statfs)
@@ -380,30 +421,23 @@ public sealed class UnionFuse : IFuseFileSystem
 
     [ThreadStatic] private static List<(DirEntry Entry, long Next)>? t_batch;
 
-    /// <summary>
-    /// The engine lists names only; "." and ".." are added here as cookies 1 and 2, and the
-    /// engine's own cookies are shifted by 2.
-    /// </summary>
+    /// <summary>Lists from the engine's cookie <paramref name="offset"/>; the engine takes a fresh snapshot at offset 0.</summary>
     public Errno ReadDir(in RequestContext ctx, ulong nodeId, ulong fh, long offset, ref DirEntryBuffer entries)
     {
         if (!_dirs.TryGetValue(fh, out var dir)) return Errno.EBADF;
-        const long DotEntries = 2;
-        if (offset < 1 && !Add(ref entries, dir, new DirEntry(".", Sys.DT_DIR, dir.Node.Ino), 1)) return Errno.None;
-        if (offset < 2 && !Add(ref entries, dir, new DirEntry("..", Sys.DT_DIR, (dir.Node.Parent ?? dir.Node).Ino), 2)) return Errno.None;
-        long engineOffset = Math.Max(0, offset - DotEntries);
         var batch = t_batch ??= new List<(DirEntry, long)>(512);
         while (true)
         {
             batch.Clear();
             // Ask for about as many entries as can fit; what does not fit is asked for again from its cookie.
             int room = entries.IsPlus ? 512 : 4096;
-            var e = _union.ReadDir(dir, engineOffset, (entry, next) => { batch.Add((entry, next)); return batch.Count < room; });
+            var e = _union.ReadDir(dir, offset, (entry, next) => { batch.Add((entry, next)); return batch.Count < room; });
             if (e != Errno.None) return e;
             if (batch.Count == 0) return Errno.None;
             foreach (var (entry, next) in batch)
             {
-                if (!Add(ref entries, dir, entry, next + DotEntries)) return Errno.None;
-                engineOffset = next;
+                if (!Add(ref entries, dir, entry, next)) return Errno.None;
+                offset = next;
             }
         }
     }
@@ -446,7 +480,7 @@ public sealed class UnionFuse : IFuseFileSystem
 
     public void Destroy()
     {
-        foreach (var h in _files.Values) h.Release();
+        foreach (var f in _files.Values) f.Handle.Release();
         _files.Clear();
     }
 }
