@@ -109,6 +109,8 @@ public sealed class MountArguments
                 case "timeout": EntryTimeout = AttrTimeout = Seconds(key, value); break;
                 case "workers" or "threads": Workers = Int(key, value); break;
                 case "log": LogFile = value; break;
+                case "uidmapping" or "gidmapping" or "squash_to_root" or "squash_to_uid" or "squash_to_gid" or "xattr_permissions":
+                    throw new CommandLineException($"option {key} (fuse-overlayfs ID mapping) is not supported yet");
                 default:
                     if (key.StartsWith("x-", StringComparison.Ordinal)) break; // userspace-only fstab options
                     EngineOptions.Add(raw);
@@ -127,15 +129,21 @@ public sealed class MountArguments
             ? n
             : throw new CommandLineException($"option {key}= needs a positive whole number, not '{value}'");
 
-    /// <summary>Splits on commas not escaped with a backslash (overlayfs escapes ',' and ':' in paths that way).</summary>
+    /// <summary>
+    /// Splits on commas that are neither escaped with a backslash (overlayfs escapes ',' and ':'
+    /// in paths that way) nor inside double quotes (containers/storage quotes SELinux contexts,
+    /// which contain commas).
+    /// </summary>
     public static IEnumerable<string> SplitOptions(string list)
     {
         var current = new System.Text.StringBuilder();
+        bool quoted = false;
         for (int i = 0; i < list.Length; i++)
         {
             char c = list[i];
             if (c == '\\' && i + 1 < list.Length) { current.Append(c).Append(list[++i]); continue; }
-            if (c == ',') { yield return current.ToString(); current.Clear(); continue; }
+            if (c == '"') quoted = !quoted;
+            if (c == ',' && !quoted) { yield return current.ToString(); current.Clear(); continue; }
             current.Append(c);
         }
         yield return current.ToString();
