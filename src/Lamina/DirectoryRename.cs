@@ -32,6 +32,7 @@ public sealed partial class UnionFileSystem
         if (srcParent is null || dstParent is null) return Errno.ESTALE;
         string srcPath = UnionPath.Join(srcParent, name), dstPath = UnionPath.Join(dstParent, newName);
 
+        // Checks in the order the kernel's renameat2 makes them, so errors match a plain filesystem.
         var e = Resolve(srcPath, out var src);
         if (e != Errno.None) return e;
         Branch? target;
@@ -39,29 +40,28 @@ public sealed partial class UnionFileSystem
         bool dstExists;
         using (src)
         {
-            if (!src.Exists) return Errno.ENOENT;
-            srcIno = ComputeIno(src);
             e = Resolve(dstPath, out var dst);
             if (e != Errno.None) return e;
             using (dst)
             {
+                if (!src.Exists) return Errno.ENOENT;
                 dstExists = dst.Exists;
-                if (srcPath == dstPath) return Errno.None;
-                if (exchange && !dstExists) return Errno.ENOENT;
                 if (noReplace && dstExists) return Errno.EEXIST;
-                if (src.Top.IsDir && UnionPath.IsWithin(dstPath, srcPath)) return Errno.EINVAL;
-                if (exchange && dst.Top.IsDir && UnionPath.IsWithin(srcPath, dstPath)) return Errno.EINVAL;
+                if (exchange && !dstExists) return Errno.ENOENT;
+                if (dstPath.StartsWith(srcPath + "/", StringComparison.Ordinal)) return Errno.EINVAL;
+                if (srcPath.StartsWith(dstPath + "/", StringComparison.Ordinal)) return exchange ? Errno.EINVAL : Errno.ENOTEMPTY;
+                if (srcPath == dstPath) return Errno.None;
+                srcIno = ComputeIno(src);
                 if (dstExists)
                 {
                     dstIno = ComputeIno(dst);
-                    if (dstIno == srcIno && !exchange) return Errno.None; // two names of one file
+                    if (dstIno == srcIno) return Errno.None; // two names of one file
                     if (!exchange)
                     {
                         if (src.Top.IsDir && !dst.Top.IsDir) return Errno.ENOTDIR;
                         if (!src.Top.IsDir && dst.Top.IsDir) return Errno.EISDIR;
                         if (dst.Top.IsDir)
                         {
-                            if (UnionPath.IsWithin(srcPath, dstPath)) return Errno.ENOTEMPTY;
                             e = ReadMerged(dst, out var entries);
                             if (e != Errno.None) return e;
                             if (entries.Count > 0) return Errno.ENOTEMPTY;
@@ -132,6 +132,8 @@ public sealed partial class UnionFileSystem
                 if (dstDir is null) return Errno.EIO;
                 int srcDirFd = src.Top.ParentFd, dstDirFd = dstDir.DirFd!.Fd;
 
+                PinIdentity(src);
+                if (exchange && dst.Exists) PinIdentity(dst);
                 if (src.Top.IsDir)
                 {
                     e = PrepareMovedDirectory(src, dst, b);
@@ -189,6 +191,21 @@ public sealed partial class UnionFileSystem
                 return Errno.None;
             }
         }
+    }
+
+    /// <summary>
+    /// An object whose union inode comes from its lower layers by name (a merged directory made
+    /// outside Lamina) records that inode before it moves, so the move does not change it.
+    /// </summary>
+    private void PinIdentity(Resolution res)
+    {
+        var top = res.Top;
+        if (ReadOrigin(top) != 0) return;
+        ulong ino = ComputeIno(res);
+        if (ino == Pack(top)) return;
+        if (top.DirFd is not null) { WriteOrigin(top.DirFd.Fd, ino); return; }
+        if (BranchIo.OpenPath(top.ParentFd, top.Name, out var fd) != Errno.None) return;
+        using (fd) WriteOrigin(fd.Fd, ino);
     }
 
     /// <summary>

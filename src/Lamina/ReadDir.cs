@@ -118,6 +118,10 @@ public sealed partial class UnionFileSystem
     {
         entries = [];
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        // Directories from a writable layer without a recorded origin take the inode of the next
+        // layer's directory of the same name (see ComputeIno); resolved once that layer is read.
+        var pendingDirs = new Dictionary<string, (int Entry, Layer Layer)>(StringComparer.Ordinal);
+        var mergedDirs = new List<(int Entry, Layer Layer, string Name, ulong LowerIno)>();
         foreach (var layer in res.Layers)
         {
             if (!layer.IsDir) break;
@@ -132,13 +136,19 @@ public sealed partial class UnionFileSystem
                 var hiddenHere = new List<string>();
                 foreach (var (name, rawType, rawIno) in raw)
                 {
-                    if (seen.Contains(name)) continue;
                     if (Markers.IsMarkerName(name))
                     {
-                        if (name != Markers.AufsOpaque) hiddenHere.Add(name[Markers.AufsWhiteoutPrefix.Length..]);
+                        if (name != Markers.AufsOpaque)
+                        {
+                            string hidden = name[Markers.AufsWhiteoutPrefix.Length..];
+                            pendingDirs.Remove(hidden);
+                            if (!seen.Contains(hidden)) hiddenHere.Add(hidden);
+                        }
                         continue;
                     }
                     if (atRoot && name == layer.Branch.HiddenRootName) continue;
+                    bool already = seen.Contains(name);
+                    if (already && !pendingDirs.ContainsKey(name)) continue;
                     byte type = rawType;
                     Statx st = default;
                     bool statted = false;
@@ -147,21 +157,47 @@ public sealed partial class UnionFileSystem
                         if (BranchIo.Stat(dirFd.Fd, name, out st) != Errno.None) continue;
                         statted = true;
                         type = ModeBits.DirentType(st.Mode);
-                        if (IsWhiteout(layer, name, st)) { hiddenHere.Add(name); continue; }
+                        if (IsWhiteout(layer, name, st))
+                        {
+                            pendingDirs.Remove(name);
+                            if (!already) hiddenHere.Add(name);
+                            continue;
+                        }
                     }
                     ulong ino = Pack(layer.Branch.FsIndex, statted ? st.Ino : rawIno);
+                    if (already)
+                    {
+                        var pending = pendingDirs[name];
+                        pendingDirs.Remove(name);
+                        if (type == Sys.DT_DIR) mergedDirs.Add((pending.Entry, pending.Layer, name, ino));
+                        continue;
+                    }
+                    bool hasOrigin = false;
                     if (impure)
                     {
                         var entryLayer = new Layer { Branch = layer.Branch, ParentFd = dirFd.Fd, Name = name, RelPath = "" };
                         ulong origin = ReadOrigin(entryLayer);
-                        if (origin != 0) ino = origin;
+                        if (origin != 0) { ino = origin; hasOrigin = true; }
                     }
                     seen.Add(name);
+                    if (type == Sys.DT_DIR && !hasOrigin && layer.Branch.IsWritable) pendingDirs[name] = (entries.Count, layer);
                     entries.Add(new DirEntry(name, type, ino));
                 }
                 foreach (var h in hiddenHere) seen.Add(h);
             }
             if (layer.Opaque) break;
+        }
+        foreach (var (index, layer, name, lowerIno) in mergedDirs)
+        {
+            // An opaque or redirected upper directory does not merge with the lower one of its name.
+            if (BranchIo.OpenAt(layer.DirFd!.Fd, name, BranchIo.DirPathFlags, 0, out var fd) != Errno.None) continue;
+            using (fd)
+            {
+                bool cut = BranchIo.GetXattrString(fd.Fd, _markers.Opaque) == "y" ||
+                           BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None ||
+                           (FollowRedirects && BranchIo.GetXattr(fd.Fd, _markers.Redirect) is not null);
+                if (!cut) entries[index] = entries[index] with { Ino = lowerIno };
+            }
         }
         return Errno.None;
     }
