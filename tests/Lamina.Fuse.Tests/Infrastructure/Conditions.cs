@@ -9,6 +9,9 @@ public static class Conditions
 
     public static bool HasDevFuse => File.Exists("/dev/fuse");
 
+    /// <summary>fusermount3 opens /dev/fuse with the caller's rights: it must be crw-rw-rw- as udev makes it.</summary>
+    public static bool DevFuseOpenToAll => HasDevFuse && (File.GetUnixFileMode("/dev/fuse") & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) == (UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+
     public static string? Fusermount => FindOnPath("fusermount3");
 
     public static string? Gcc => FindOnPath("gcc") ?? FindOnPath("cc");
@@ -43,14 +46,25 @@ public sealed class FuseFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A theory that needs /dev/fuse and root.</summary>
+public sealed class FuseTheoryAttribute : TheoryAttribute
+{
+    public FuseTheoryAttribute()
+    {
+        if (Conditions.WhyNoFuse() is string why) Skip = why;
+    }
+}
+
 /// <summary>A fact that needs /dev/fuse, root (to prepare users and directories) and fusermount3 (package fuse3).</summary>
 public sealed class UnprivilegedFuseFactAttribute : FactAttribute
 {
-    public UnprivilegedFuseFactAttribute()
+    /// <param name="ordinaryUser">The test runs fusermount3 as a user other than root (then /dev/fuse must be open to all).</param>
+    public UnprivilegedFuseFactAttribute(bool ordinaryUser = true)
     {
         if (Conditions.WhyNoFuse() is string why) Skip = why;
         else if (Conditions.Fusermount is null) Skip = "fusermount3 is not installed: install the Debian package fuse3 (apt-get install -y fuse3) to test unprivileged mounts";
         else if (Conditions.FindOnPath("setpriv") is null) Skip = "setpriv (util-linux) is not installed: cannot run the server as an unprivileged user";
+        else if (ordinaryUser && !Conditions.DevFuseOpenToAll) Skip = "/dev/fuse is not read-write for all users (udev's usual crw-rw-rw-), so fusermount3 cannot open it for an ordinary user: chmod 0666 /dev/fuse to run this test";
     }
 }
 
