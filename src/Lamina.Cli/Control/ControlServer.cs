@@ -10,7 +10,7 @@ namespace Lamina.Cli.Control;
 /// A mount daemon's local socket: `lamina status` and `lamina diff` ask it what only the
 /// running engine knows. One request line in, text out, then the connection closes.
 /// </summary>
-public sealed class ControlServer : IDisposable
+public sealed partial class ControlServer : IDisposable
 {
     private readonly Socket _socket;
     private readonly string _path;
@@ -68,11 +68,14 @@ public sealed class ControlServer : IDisposable
             try
             {
                 string request = reader.ReadLine()?.Trim() ?? "";
-                writer.Write(request switch
+                string verb = request.Split(' ', 2)[0];
+                string argument = request.Length > verb.Length ? request[(verb.Length + 1)..] : "";
+                if (TryAnswerStreaming(verb, argument, reader, writer)) return;
+                writer.Write(verb switch
                 {
                     "status" => Status(),
                     "diff" => string.Concat(_union.Diff().Select(c => c + "\n")),
-                    _ => $"error: unknown request '{request}'\n",
+                    _ => AnswerOther(verb, argument) ?? $"error: unknown request '{request}'\n",
                 });
             }
             catch (Exception ex) when (ex is IOException or SocketException)
@@ -80,6 +83,26 @@ public sealed class ControlServer : IDisposable
             }
         }
     }
+
+    /// <summary>Requests answered by other parts of the daemon (locks, watches); null when unknown.</summary>
+    private string? AnswerOther(string verb, string argument)
+    {
+        string? answer = null;
+        AnswerExtension(verb, argument, ref answer);
+        return answer;
+    }
+
+    partial void AnswerExtension(string verb, string argument, ref string? answer);
+
+    /// <summary>Requests that keep the connection open and stream (watch); true when handled.</summary>
+    private bool TryAnswerStreaming(string verb, string argument, StreamReader reader, StreamWriter writer)
+    {
+        bool handled = false;
+        StreamExtension(verb, argument, reader, writer, ref handled);
+        return handled;
+    }
+
+    partial void StreamExtension(string verb, string argument, StreamReader reader, StreamWriter writer, ref bool handled);
 
     private string Status()
     {

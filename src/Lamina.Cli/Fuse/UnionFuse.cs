@@ -22,7 +22,7 @@ namespace Lamina.Cli.Fuse;
 /// </summary>
 public enum PassthroughMode { Off, Auto, On }
 
-public sealed class UnionFuse : IFuseFileSystem
+public sealed partial class UnionFuse : IFuseFileSystem
 {
     private readonly UnionFileSystem _union;
     private readonly ConcurrentDictionary<ulong, OpenFile> _files = new();
