@@ -403,18 +403,21 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     private bool AddEntry(ref DirEntryBuffer entries, ulong dirNode, ulong ino, long next, byte type, ReadOnlySpan<byte> name)
     {
         if (!entries.IsPlus) return entries.TryAdd(ino, next, type, name);
+        // Node id 0: the name without attributes or a kernel reference (the kernel looks it up when it needs it).
+        var bare = new EntryOut();
+        bare.Attr.Ino = ino;
+        bare.Attr.Mode = (uint)type << 12;
         bool dot = name.SequenceEqual("."u8) || name.SequenceEqual(".."u8);
-        if (dot)
+        if (dot) return entries.TryAddPlus(bare, next, type, name);
+        int fd = OpenChild(Get(dirNode).Fd.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
+        if (fd < 0)
         {
-            var bare = new EntryOut();
-            bare.Attr.Ino = ino;
-            bare.Attr.Mode = (uint)type << 12;
+            if (Sys.LastErrno == Errno.ENOENT) return true; // gone since getdents: skip it
+            // No node for it now (e.g. EMFILE: one descriptor per known inode): list it bare, never drop it.
             return entries.TryAddPlus(bare, next, type, name);
         }
-        int fd = OpenChild(Get(dirNode).Fd.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
-        if (fd < 0) return true; // gone since getdents: skip it
         // The entry carries a kernel reference only if it fits; a full buffer means the kernel asks again.
-        if (Remember(fd, out var entry) != Errno.None) return true;
+        if (Remember(fd, out var entry) != Errno.None) return entries.TryAddPlus(bare, next, type, name);
         if (entries.TryAddPlus(entry, next, type, name)) return true;
         Forget(entry.NodeId, 1);
         return false;
