@@ -54,18 +54,6 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     private static string Str(ReadOnlySpan<byte> name) => Encoding.UTF8.GetString(name);
 
-    private static void ToAttr(in Statx st, out FuseAttr a)
-    {
-        a = new FuseAttr
-        {
-            Ino = st.Ino, Size = st.Size, Blocks = st.Blocks, Mode = st.Mode, NLink = st.NLink,
-            Uid = st.Uid, Gid = st.Gid, RDev = st.RDev, BlkSize = st.BlkSize,
-            ATime = (ulong)st.ATime.Sec, ATimeNsec = st.ATime.Nsec,
-            MTime = (ulong)st.MTime.Sec, MTimeNsec = st.MTime.Nsec,
-            CTime = (ulong)st.CTime.Sec, CTimeNsec = st.CTime.Nsec,
-        };
-    }
-
     /// <summary>Finds or makes the node for an object, taking one kernel reference.</summary>
     private Errno Remember(int fd, out EntryOut entry)
     {
@@ -89,7 +77,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         }
         entry.NodeId = node.Id;
         entry.SetTimeouts(_entryTimeout, _attrTimeout);
-        ToAttr(st, out entry.Attr);
+        entry.Attr = FuseAttr.FromStatx(st);
         return Errno.None;
     }
 
@@ -128,7 +116,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         int fd = fh is ulong h ? (int)h : Get(nodeId).Fd.Fd;
         if (Sys.FStatx(fd, out var st) != 0) return Sys.LastErrno;
         attr.SetTimeout(_attrTimeout);
-        ToAttr(st, out attr.Attr);
+        attr.Attr = FuseAttr.FromStatx(st);
         return Errno.None;
     }
 

@@ -74,18 +74,6 @@ public sealed partial class UnionFuse : IFuseFileSystem
 
     private static Caller CallerOf(in RequestContext ctx) => new(ctx.Uid, ctx.Gid, (int)ctx.Pid, ctx.SupplementaryGroups);
 
-    internal static void ToAttr(in Statx st, out FuseAttr a)
-    {
-        a = new FuseAttr
-        {
-            Ino = st.Ino, Size = st.Size, Blocks = st.Blocks, Mode = st.Mode, NLink = st.NLink,
-            Uid = st.Uid, Gid = st.Gid, RDev = st.RDev, BlkSize = st.BlkSize == 0 ? 4096 : st.BlkSize,
-            ATime = (ulong)st.ATime.Sec, ATimeNsec = st.ATime.Nsec,
-            MTime = (ulong)st.MTime.Sec, MTimeNsec = st.MTime.Nsec,
-            CTime = (ulong)st.CTime.Sec, CTimeNsec = st.CTime.Nsec,
-        };
-    }
-
     /// <summary>Fills an entry for a node the engine has just counted one lookup of.</summary>
     private Errno Entry(UnionNode node, out EntryOut entry)
     {
@@ -98,7 +86,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         }
         entry.NodeId = FuseId(node);
         entry.SetTimeouts(_entryTimeout, _attrTimeout);
-        ToAttr(st, out entry.Attr);
+        entry.Attr = FuseAttr.FromStatx(st);
         return Errno.None;
     }
 
@@ -132,7 +120,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         }
         if (e != Errno.None) return e;
         attr.SetTimeout(_attrTimeout);
-        ToAttr(st, out attr.Attr);
+        attr.Attr = FuseAttr.FromStatx(st);
         return Errno.None;
     }
 
@@ -156,7 +144,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         var e = _union.SetAttr(node, handle, request, CallerOf(ctx), out var st);
         if (e != Errno.None) return e;
         attr.SetTimeout(_attrTimeout);
-        ToAttr(st, out attr.Attr);
+        attr.Attr = FuseAttr.FromStatx(st);
         return Errno.None;
     }
 
@@ -458,7 +446,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
             return true; // gone since the listing was taken: leave it out
         var e = new EntryOut { NodeId = FuseId(node) };
         e.SetTimeouts(_entryTimeout, _attrTimeout);
-        ToAttr(st, out e.Attr);
+        e.Attr = FuseAttr.FromStatx(st);
         if (entries.TryAddPlus(e, next, entry.Type, name)) return true;
         _union.Forget(node, 1);
         return false;

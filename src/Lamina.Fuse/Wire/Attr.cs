@@ -22,6 +22,16 @@ public struct FuseAttr
     public uint RDev;
     public uint BlkSize;
     public uint Flags;
+
+    /// <summary>The attributes of a real file as statx(2) reported them.</summary>
+    public static FuseAttr FromStatx(in Native.Statx st) => new()
+    {
+        Ino = st.Ino, Size = st.Size, Blocks = st.Blocks, Mode = st.Mode, NLink = st.NLink,
+        Uid = st.Uid, Gid = st.Gid, RDev = st.RDev, BlkSize = st.BlkSize == 0 ? 4096 : st.BlkSize,
+        ATime = (ulong)st.ATime.Sec, ATimeNsec = st.ATime.Nsec,
+        MTime = (ulong)st.MTime.Sec, MTimeNsec = st.MTime.Nsec,
+        CTime = (ulong)st.CTime.Sec, CTimeNsec = st.CTime.Nsec,
+    };
 }
 
 /// <summary>struct fuse_entry_out (128 bytes): the answer to LOOKUP and to every call that makes a name.</summary>
