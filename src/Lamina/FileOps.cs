@@ -119,6 +119,7 @@ public sealed partial class UnionFileSystem
                 }
                 if (BranchIo.Stat(top.ParentFd, top.Name, out result) != Errno.None) return Sys.LastErrno;
                 result.Ino = node.Ino;
+                WatchObject(node, SetAttrEvents(request)); // watch hook
                 return Errno.None;
             }
         });

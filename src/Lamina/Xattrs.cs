@@ -114,7 +114,9 @@ public sealed partial class UnionFileSystem
         {
             e = OpenTopPath(res, out var pfd);
             if (e != Errno.None) return e;
-            using (pfd) return change(pfd.Fd);
+            using (pfd) e = change(pfd.Fd);
+            if (e == Errno.None) WatchAttrib(node); // watch hook
+            return e;
         }
     });
 
