@@ -64,7 +64,11 @@ public sealed partial class UnionFileSystem
         }
     }
 
-    internal void ReleaseHandle(UnionHandle h) => _nodes.RemoveHandle(h.Node, h);
+    internal void ReleaseHandle(UnionHandle h)
+    {
+        _nodes.RemoveHandle(h.Node, h);
+        LocksHandleReleased(h); // locks hook: locks taken through this open file go with it
+    }
 
     /// <summary>chmod/chown/truncate/utimens on a node, copying it up first. <paramref name="handle"/> (optional) is used for truncation.</summary>
     public Errno SetAttr(UnionNode node, UnionHandle? handle, SetAttrRequest request, Caller caller, out Statx st)
