@@ -13,6 +13,7 @@ public static class Program
           umount [-l] MOUNTPOINT                            unmount (also clears a dead mount)
           status [MOUNTPOINT]                               mounts, branches, open files, copy-ups
           diff MOUNTPOINT | diff -o lowerdir=...,upperdir=...   what the writable branches change (docker diff)
+          locks MOUNTPOINT                                  every lock held through the mount, as lslocks lists them
           demo                                              a narrated tour on a temporary union
         """;
 
@@ -31,6 +32,7 @@ public static class Program
                 "umount" or "unmount" => UmountCommand.Run(args[1..]),
                 "status" => StatusCommand.Run(args[1..]),
                 "diff" => DiffCommand.Run(args[1..]),
+                "locks" => LocksCommand.Run(args[1..]),
                 "demo" => DemoCommand.Run(args[1..]),
                 "--version" or "version" => Version(),
                 _ => Fail($"unknown command '{args[0]}' (try lamina --help)"),

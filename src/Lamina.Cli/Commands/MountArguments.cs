@@ -29,6 +29,8 @@ public sealed class MountArguments
     public TimeSpan AttrTimeout { get; private set; } = TimeSpan.FromSeconds(1);
     public int? Workers { get; private set; }
     public string? LogFile { get; private set; }
+    /// <summary>locks=mirror (default), local or mandatory: see Lamina.Locks.UnionLocks.</summary>
+    public string LockMode { get; private set; } = "mirror";
 
     /// <summary>True when the branches come as a mergerfs-style list in the source operand.</summary>
     public bool BranchListSource => Source is not null && !EngineOptions.Any(o => o.StartsWith("lowerdir=", StringComparison.Ordinal) || o.StartsWith("lowerdir+=", StringComparison.Ordinal));
@@ -109,6 +111,10 @@ public sealed class MountArguments
                 case "timeout": EntryTimeout = AttrTimeout = Seconds(key, value); break;
                 case "workers" or "threads": Workers = Int(key, value); break;
                 case "log": LogFile = value; break;
+                case "locks":
+                    LockMode = value is "mirror" or "local" or "mandatory" ? value
+                        : throw new CommandLineException($"option locks= takes mirror, local or mandatory, not '{value}'");
+                    break;
                 case "uidmapping" or "gidmapping" or "squash_to_root" or "squash_to_uid" or "squash_to_gid" or "xattr_permissions":
                     throw new CommandLineException($"option {key} (fuse-overlayfs ID mapping) is not supported yet");
                 default:

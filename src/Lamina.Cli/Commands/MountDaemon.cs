@@ -27,6 +27,10 @@ public static class MountDaemon
             return Program.Fail(ex.Message);
         }
 
+        // locks: the mount's lock table mirrors onto branch files unless locks=local.
+        union.Locks.Mirroring = a.LockMode == "local" ? Locks.LockMirroring.Local : Locks.LockMirroring.Mirror;
+        union.Locks.Mandatory = a.LockMode == "mandatory";
+        union.Locks.Log = log;
         var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout) { Passthrough = a.Passthrough };
         FuseMount mount;
         try
@@ -51,6 +55,7 @@ public static class MountDaemon
             Passthrough = a.Passthrough != PassthroughMode.Off,
             Workers = a.Workers ?? new FuseSessionOptions().Workers,
             Log = log,
+            PosixLocks = true, FlockLocks = true, // locks: served by the union's lock table
         });
         adapter.Session = session;
         try

@@ -330,8 +330,11 @@ public sealed partial class UnionFuse : IFuseFileSystem
         return e;
     }
 
-    public Errno Flush(in RequestContext ctx, ulong nodeId, ulong fh, ulong lockOwner) =>
-        _files.TryGetValue(fh, out var f) ? f.Handle.Flush() : Errno.EBADF;
+    public Errno Flush(in RequestContext ctx, ulong nodeId, ulong fh, ulong lockOwner)
+    {
+        ReleaseLocksOnFlush(nodeId, lockOwner); // locks: a close drops the owner's POSIX locks (UnionFuse.Locks.cs)
+        return _files.TryGetValue(fh, out var f) ? f.Handle.Flush() : Errno.EBADF;
+    }
 
     public Errno Release(in RequestContext ctx, ulong nodeId, in ReleaseIn request)
     {
