@@ -28,6 +28,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     private readonly Dictionary<(ulong, ulong), Node> _byInode = new();
     private readonly object _lock = new();
     private long _nextId = 1;
+    private int _nodeCount = 1; // under _lock
     private readonly TimeSpan _entryTimeout;
     private readonly TimeSpan _attrTimeout;
     private FuseSession? _session;
@@ -47,6 +48,13 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     public FuseSession? Session { get => _session; set => _session = value; }
 
     public bool UsePassthrough { get; set; } = true;
+
+    /// <summary>
+    /// Most nodes (each holds an O_PATH descriptor) kept at once; past it LOOKUP and friends answer
+    /// EMFILE. Set it below the descriptor limit: the runtime needs descriptors of its own (every new
+    /// thread makes a pipe, and fails fatally without one), and so do open files and directories.
+    /// </summary>
+    public int MaxNodes { get; set; } = int.MaxValue;
 
     private Node Get(ulong id) => _nodes.TryGetValue(id, out var n) ? n : throw new KeyNotFoundException($"node {id}");
 
@@ -69,6 +77,8 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
             }
             else
             {
+                if (_nodeCount >= MaxNodes) { Sys.Close(fd); return Errno.EMFILE; }
+                _nodeCount++;
                 node = new Node { Fd = new SafeFd(fd), Id = (ulong)Interlocked.Increment(ref _nextId), Key = (st.Dev, st.Ino) };
                 _byInode[node.Key] = node;
                 _nodes[node.Id] = node;
@@ -106,6 +116,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
             if (node.Lookups > 0 || nodeId == FuseConstants.RootId) return;
             _nodes.TryRemove(nodeId, out _);
             _byInode.Remove(node.Key);
+            _nodeCount--;
             node.Fd.Dispose();
         }
     }

@@ -37,8 +37,13 @@ if (!Directory.Exists(source))
     return 2;
 }
 
-Sys.RaiseDescriptorLimit();
-var fs = new LoopbackFileSystem(source, TimeSpan.FromSeconds(timeout), TimeSpan.FromSeconds(timeout)) { UsePassthrough = passthrough };
+ulong fdLimit = Sys.RaiseDescriptorLimit();
+var fs = new LoopbackFileSystem(source, TimeSpan.FromSeconds(timeout), TimeSpan.FromSeconds(timeout))
+{
+    UsePassthrough = passthrough,
+    // Leave an eighth of the descriptors (at least 256) to open files, directories and the runtime.
+    MaxNodes = fdLimit is 0 or > int.MaxValue ? int.MaxValue : (int)Math.Max(64L, (long)fdLimit - Math.Max(256L, (long)fdLimit / 8)),
+};
 FuseMount mount;
 try
 {
