@@ -455,4 +455,77 @@ public sealed class ProtocolTests
         Assert.Equal(data, await task.WaitAsync(TimeSpan.FromSeconds(5)));
         Assert.Null(k.TryReceive(50)); // NOTIFY_REPLY is not answered
     }
+
+    [Fact]
+    public void GetXattr_answers_a_size_query_with_fuse_getxattr_out_and_data_otherwise()
+    {
+        var (k, _) = Started();
+        using var __ = k;
+        k.Send(Opcode.GetXattr, 190, RecordingFileSystem.FileNode, FakeKernel.Concat(Le32(0), Le32(0), Z("user.k")));
+        var r = k.Receive();
+        AssertHeader(r, 190, 0, 8);
+        Assert.Equal(5u, U32(r, 16));
+        k.Send(Opcode.GetXattr, 191, RecordingFileSystem.FileNode, FakeKernel.Concat(Le32(64), Le32(0), Z("user.k")));
+        r = k.Receive();
+        AssertHeader(r, 191, 0, 5);
+        Assert.Equal("value", Encoding.ASCII.GetString(r, 16, 5));
+        k.Send(Opcode.GetXattr, 192, RecordingFileSystem.FileNode, FakeKernel.Concat(Le32(2), Le32(0), Z("user.k")));
+        AssertHeader(k.Receive(), 192, -(int)Errno.ERANGE, 0);
+        k.Send(Opcode.GetXattr, 193, RecordingFileSystem.FileNode, FakeKernel.Concat(Le32(64), Le32(0), Z("user.other")));
+        AssertHeader(k.Receive(), 193, -(int)Errno.ENODATA, 0);
+    }
+
+    [Fact]
+    public void ReadLink_replies_the_bare_target()
+    {
+        var (k, _) = Started();
+        using var __ = k;
+        k.Send(Opcode.ReadLink, 200, 5, []);
+        var r = k.Receive();
+        AssertHeader(r, 200, 0, "../some/target".Length);
+        Assert.Equal("../some/target", Encoding.ASCII.GetString(r, 16, r.Length - 16));
+    }
+
+    [Fact]
+    public void Create_replies_entry_then_open_and_strips_passthrough_when_it_is_off()
+    {
+        var (k, fs) = Started(new FuseSessionOptions { Passthrough = false });
+        using var _ = k;
+        var create = FakeKernel.Bytes(new CreateIn { Flags = 0x241, Mode = 0x81a4, Umask = 0x12 });
+        k.Send(Opcode.Create, 210, 1, FakeKernel.Concat(create, Z("newfile")));
+        var r = k.Receive();
+        AssertHeader(r, 210, 0, 128 + 16);
+        Assert.Equal(3UL, U64(r, 16));                                   // entry_out.nodeid
+        Assert.Equal(0x55UL, U64(r, 16 + 128));                          // open_out.fh
+        Assert.Equal((uint)OpenReplyFlags.KeepCache, U32(r, 16 + 136));  // open_flags without FOPEN_PASSTHROUGH
+        Assert.Equal(0, I32(r, 16 + 140));                               // backing_id cleared
+        Assert.Equal("create 1 newfile flags=241 mode=100644 umask=22", fs.Calls.Last());
+    }
+
+    [Fact]
+    public void Extensions_longer_than_the_request_are_EINVAL()
+    {
+        var (k, fs) = Started();
+        using var _ = k;
+        // total_extlen claims 100 * 8 bytes of extensions in a 48-byte request.
+        var h = new InHeader { Len = 48, Opcode = Opcode.Lookup, Unique = 220, NodeId = 1, TotalExtLen = 100 };
+        k.SendRaw(FakeKernel.Concat(FakeKernel.Bytes(h), Z("hello"), new byte[2]));
+        AssertHeader(k.Receive(), 220, -(int)Errno.EINVAL, 0);
+        Assert.DoesNotContain(fs.Calls, c => c.StartsWith("lookup", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Write_data_is_clipped_to_what_arrived()
+    {
+        var (k, fs) = Started();
+        using var _ = k;
+        // The header claims 1000 bytes, 10 arrive: the filesystem must see only those 10.
+        var w = new WriteIn { Fh = 3, Offset = 0, Size = 1000 };
+        var data = Encoding.ASCII.GetBytes("0123456789");
+        k.Send(Opcode.Write, 230, RecordingFileSystem.FileNode, FakeKernel.Concat(FakeKernel.Bytes(w), data));
+        var r = k.Receive();
+        AssertHeader(r, 230, 0, 8);
+        Assert.Equal(10u, U32(r, 16));
+        Assert.Equal(data, fs.LastWrite!.Value.Data);
+    }
 }

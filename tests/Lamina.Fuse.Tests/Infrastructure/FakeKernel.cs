@@ -60,6 +60,13 @@ public sealed unsafe class FakeKernel : IDisposable
         }
     }
 
+    /// <summary>Sends bytes exactly as given (for malformed requests).</summary>
+    public void SendRaw(byte[] msg)
+    {
+        fixed (byte* p = msg)
+            if (Sys.Write(_kernel.Fd, p, (nuint)msg.Length) != msg.Length) throw new ErrnoException(Sys.LastErrno, "write request");
+    }
+
     /// <summary>The next message from the server, or null when none comes within <paramref name="timeoutMs"/>.</summary>
     public byte[]? TryReceive(int timeoutMs)
     {

@@ -70,7 +70,7 @@ public sealed partial class LoopbackServer : IDisposable
     /// <param name="prepare">Runs on the empty source directory before the mount.</param>
     /// <param name="asUid">Run the server as this user (via setpriv), owning the temp tree.</param>
     public static LoopbackServer Start(bool passthrough = true, double timeout = 1.0, string[]? extraArgs = null,
-        Action<string>? prepare = null, int? asUid = null, TimeSpan? readyWithin = null)
+        Action<string>? prepare = null, int? asUid = null, TimeSpan? readyWithin = null, string[]? launcher = null)
     {
         var root = Directory.CreateTempSubdirectory("lamina-fuse-tests-").FullName;
         var server = new LoopbackServer(root);
@@ -78,7 +78,7 @@ public sealed partial class LoopbackServer : IDisposable
         try
         {
             prepare?.Invoke(server.Source);
-            server.Launch(passthrough, timeout, extraArgs ?? [], asUid, readyWithin ?? TimeSpan.FromSeconds(60));
+            server.Launch(passthrough, timeout, extraArgs ?? [], asUid, readyWithin ?? TimeSpan.FromSeconds(60), launcher ?? []);
             return server;
         }
         catch
@@ -88,22 +88,23 @@ public sealed partial class LoopbackServer : IDisposable
         }
     }
 
-    private void Launch(bool passthrough, double timeout, string[] extraArgs, int? asUid, TimeSpan readyWithin)
+    /// <param name="launcher">A command prefix that execs the rest (e.g. prlimit ... --), so the server keeps its pid.</param>
+    private void Launch(bool passthrough, double timeout, string[] extraArgs, int? asUid, TimeSpan readyWithin, string[] launcher)
     {
-        var args = new List<string> { LoopbackDll, Source, MountPoint, "--timeout", timeout.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-        if (!passthrough) args.Add("--no-passthrough");
-        args.AddRange(extraArgs);
-        ProcessStartInfo psi;
+        var cmd = new List<string>(launcher);
+        var psi = new ProcessStartInfo();
         if (asUid is int uid)
         {
             ChownTree(Root, uid);
-            psi = new ProcessStartInfo(Conditions.FindOnPath("setpriv")!);
-            foreach (var a in new[] { $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--", Dotnet }) psi.ArgumentList.Add(a);
+            cmd.AddRange([Conditions.FindOnPath("setpriv")!, $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--"]);
             psi.Environment["HOME"] = Root;
             psi.Environment["DOTNET_CLI_HOME"] = Root;
         }
-        else psi = new ProcessStartInfo(Dotnet);
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        cmd.AddRange([Dotnet, LoopbackDll, Source, MountPoint, "--timeout", timeout.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        if (!passthrough) cmd.Add("--no-passthrough");
+        cmd.AddRange(extraArgs);
+        psi.FileName = cmd[0];
+        foreach (var a in cmd.Skip(1)) psi.ArgumentList.Add(a);
         psi.UseShellExecute = false;
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;

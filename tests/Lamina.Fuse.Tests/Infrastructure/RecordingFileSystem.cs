@@ -111,6 +111,37 @@ public sealed class RecordingFileSystem : IFuseFileSystem
         return Errno.None;
     }
 
+    public Errno GetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, Span<byte> value, out int size)
+    {
+        size = 0;
+        if (!name.SequenceEqual("user.k"u8)) return Errno.ENODATA;
+        var v = "value"u8;
+        if (value.IsEmpty) { size = v.Length; return Errno.None; }
+        if (value.Length < v.Length) return Errno.ERANGE;
+        v.CopyTo(value);
+        size = v.Length;
+        return Errno.None;
+    }
+
+    public Errno ReadLink(in RequestContext ctx, ulong nodeId, Span<byte> target, out int length)
+    {
+        var t = "../some/target"u8;
+        t.CopyTo(target);
+        length = t.Length;
+        return Errno.None;
+    }
+
+    public Errno Create(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, uint umask, out EntryOut entry, out OpenOut open)
+    {
+        Calls.Enqueue($"create {parent} {Encoding.UTF8.GetString(name)} flags={flags:x} mode={Convert.ToString(mode, 8)} umask={Convert.ToString(umask, 8)}");
+        entry = new EntryOut { NodeId = 3, Generation = 1 };
+        entry.Attr = FileAttr();
+        entry.Attr.Ino = 3;
+        // Asks for passthrough whatever was negotiated: the session must strip it when it is off.
+        open = new OpenOut { Fh = 0x55, OpenFlags = OpenReplyFlags.KeepCache | OpenReplyFlags.Passthrough, BackingId = 9 };
+        return Errno.None;
+    }
+
     public ValueTask<Errno> SetLkWait(RequestContext ctx, ulong nodeId, LkIn request, CancellationToken cancel)
     {
         var tcs = new TaskCompletionSource<Errno>(TaskCreationOptions.RunContinuationsAsynchronously);
