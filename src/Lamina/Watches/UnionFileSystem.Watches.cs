@@ -98,4 +98,55 @@ public sealed partial class UnionFileSystem
         if (_watches is null) return;
         WatchObject(node, (openFlags & Sys.O_ACCMODE) != Sys.O_RDONLY ? InotifyMask.CloseWrite : InotifyMask.CloseNoWrite);
     }
+
+    // ---- for the branch watcher -------------------------------------------------------------
+
+    /// <summary>What the union shows under <paramref name="name"/> in <paramref name="dir"/> (null: nothing), to tell real changes from echoes.</summary>
+    internal EntryState? EntryStateOf(UnionNode dir, string name)
+    {
+        if (Markers.IsMarkerName(name) || UnionPath.ValidateName(name) != Errno.None) return null;
+        using var scope = Read();
+        string? p = _nodes.PathOf(dir);
+        if (p is null || Resolve(UnionPath.Join(p, name), out var res) != Errno.None) return null;
+        using (res)
+        {
+            if (!res.Exists) return null;
+            var st = res.Top.St;
+            return new EntryState(ComputeIno(res), st.FileType, res.Top.Branch.Index, st.Dev, st.Ino, st.Size,
+                st.MTime.Sec, st.MTime.Nsec, st.CTime.Sec, st.CTime.Nsec);
+        }
+    }
+
+    /// <summary>The merged names of a directory (no markers), or null when it cannot be read.</summary>
+    internal List<string>? MergedNames(UnionNode dir)
+    {
+        using var scope = Read();
+        string? p = _nodes.PathOf(dir);
+        if (p is null || Resolve(p, out var res) != Errno.None) return null;
+        using (res)
+        {
+            if (!res.Exists || !res.Top.IsDir || ReadMerged(res, out var entries) != Errno.None) return null;
+            return [.. entries.Select(e => e.Name)];
+        }
+    }
+
+    /// <summary>Calls <paramref name="visit"/> with each branch directory that contributes to <paramref name="dir"/> (stops at an opaque one).</summary>
+    internal void ForEachContributingDirectory(UnionNode dir, Action<Branches.Branch, int> visit)
+    {
+        using var scope = Read();
+        string? p = _nodes.PathOf(dir);
+        if (p is null || Resolve(p, out var res) != Errno.None) return;
+        using (res)
+            foreach (var layer in res.Layers)
+                if (layer.IsDir && layer.DirFd is { } fd) visit(layer.Branch, fd.Fd);
+    }
+
+    internal UnionNode? FindNodeByIno(ulong ino) => _nodes.FindByIno(ino);
+}
+
+/// <summary>One name's merged state: the union inode and type, and which branch file shows it with its times and size.</summary>
+internal readonly record struct EntryState(ulong UnionIno, uint Type, int Branch, ulong Dev, ulong Ino, ulong Size,
+    long MSec, uint MNsec, long CSec, uint CNsec)
+{
+    public bool IsDirectory => Type == ModeBits.S_IFDIR;
 }
