@@ -14,6 +14,8 @@ public static class Program
           status [MOUNTPOINT]                               mounts, branches, open files, copy-ups
           diff MOUNTPOINT | diff -o lowerdir=...,upperdir=...   what the writable branches change (docker diff)
           locks MOUNTPOINT                                  every lock held through the mount, as lslocks lists them
+          watch [-m] [-r] [-e EVENTS] [--format FMT] [--json] PATH...   events as inotifywait prints them, branch changes included
+          checkpoint MOUNTPOINT FILE | restore MOUNTPOINT FILE  save / rebuild the daemon's watch tables with the same wds
           demo                                              a narrated tour on a temporary union
         """;
 
@@ -33,6 +35,9 @@ public static class Program
                 "status" => StatusCommand.Run(args[1..]),
                 "diff" => DiffCommand.Run(args[1..]),
                 "locks" => LocksCommand.Run(args[1..]),
+                "watch" => WatchCommand.Run(args[1..]),
+                "checkpoint" => CheckpointCommand.Checkpoint(args[1..]),
+                "restore" => CheckpointCommand.Restore(args[1..]),
                 "demo" => DemoCommand.Run(args[1..]),
                 "--version" or "version" => Version(),
                 _ => Fail($"unknown command '{args[0]}' (try lamina --help)"),

@@ -51,6 +51,7 @@ public sealed class BranchWatcher : IDisposable
         public readonly Dictionary<string, long> Versions = new(StringComparer.Ordinal);
         public readonly HashSet<int> BranchWds = [];
         public readonly HashSet<string> DirectlyModified = new(StringComparer.Ordinal);
+        public int Followers;
     }
 
     public BranchWatcher(UnionFileSystem fs, IKernelCacheInvalidator? kernel = null)
@@ -70,7 +71,8 @@ public sealed class BranchWatcher : IDisposable
         _hub.DirectoryWatched += OnDirectoryWatched;
         _fs.EngineChangedEntry += OnEngineChanged;
         _fs.NodeBackingChanged += OnBackingChanged;
-        foreach (var (node, _) in _hub.WatchedDirectories()) OnDirectoryWatched(node, true);
+        _fs.EngineClosingForWrite += OnClosingForWrite;
+        foreach (var node in _hub.WatchedDirectories()) OnDirectoryWatched(node, true);
         _thread = new Thread(Run) { IsBackground = true, Name = "lamina-branch-watch" };
         _thread.Start();
     }
@@ -84,15 +86,16 @@ public sealed class BranchWatcher : IDisposable
         {
             lock (_gate)
             {
-                if (!_dirs.Remove(dir, out var gone)) return;
+                if (!_dirs.TryGetValue(dir, out var gone) || --gone.Followers > 0) return;
+                _dirs.Remove(dir);
                 foreach (int wd in gone.BranchWds) Unlink(wd, dir);
             }
             return;
         }
-        var state = new DirState();
+        var state = new DirState { Followers = 1 };
         lock (_gate)
         {
-            if (_dirs.ContainsKey(dir)) return;
+            if (_dirs.TryGetValue(dir, out var known)) { known.Followers++; return; }
             _dirs[dir] = state;
         }
         AttachBranches(dir, state);
@@ -142,6 +145,30 @@ public sealed class BranchWatcher : IDisposable
         }
         // A new name may have needed the directory itself copied up into another branch: watch that one too.
         if (old is null || (s is { } now && now.Branch != old.Value.Branch)) AttachBranches(dir, state);
+    }
+
+    /// <summary>
+    /// A union handle opened for writing is being closed. Writes the kernel passed through to the
+    /// branch file never reached the engine: report them now (IN_MODIFY before the engine's
+    /// IN_CLOSE_WRITE) unless this thread already did, and take the result as the reference so the
+    /// branch echoes (IN_MODIFY, IN_CLOSE_WRITE) raise nothing more.
+    /// </summary>
+    private void OnClosingForWrite(UnionNode node)
+    {
+        if (node.Parent is not { } dir) return;
+        DirState? state;
+        lock (_gate) if (!_dirs.TryGetValue(dir, out state)) return;
+        var now = _fs.EntryStateOf(dir, node.Name);
+        EntryState? old;
+        lock (_gate)
+        {
+            old = state.Names.TryGetValue(node.Name, out var o) ? o : null;
+            state.Versions[node.Name] = state.Versions.GetValueOrDefault(node.Name) + 1;
+            if (now is { } v) state.Names[node.Name] = v; else state.Names.Remove(node.Name);
+            state.DirectlyModified.Remove(node.Name);
+        }
+        if (old is { } a && now is { } b && a != b && (a.Size != b.Size || a.MSec != b.MSec || a.MNsec != b.MNsec))
+            _hub.Object(node, InotifyMask.Modify);
     }
 
     /// <summary>A copy-up: the engine's own doing, nothing to report.</summary>
@@ -331,6 +358,7 @@ public sealed class BranchWatcher : IDisposable
         _hub.DirectoryWatched -= OnDirectoryWatched;
         _fs.EngineChangedEntry -= OnEngineChanged;
         _fs.NodeBackingChanged -= OnBackingChanged;
+        _fs.EngineClosingForWrite -= OnClosingForWrite;
         _thread?.Join();
         Sys.Close(_fd);
     }

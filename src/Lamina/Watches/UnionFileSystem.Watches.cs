@@ -96,8 +96,13 @@ public sealed partial class UnionFileSystem
     internal void WatchClosed(UnionNode node, int openFlags)
     {
         if (_watches is null) return;
-        WatchObject(node, (openFlags & Sys.O_ACCMODE) != Sys.O_RDONLY ? InotifyMask.CloseWrite : InotifyMask.CloseNoWrite);
+        bool write = (openFlags & Sys.O_ACCMODE) != Sys.O_RDONLY;
+        if (write) EngineClosingForWrite?.Invoke(node);
+        _watches.Object(node, write ? InotifyMask.CloseWrite : InotifyMask.CloseNoWrite);
     }
+
+    /// <summary>A handle opened for writing is closing (its passthrough writes, if any, are done).</summary>
+    internal event Action<UnionNode>? EngineClosingForWrite;
 
     // ---- for the branch watcher -------------------------------------------------------------
 

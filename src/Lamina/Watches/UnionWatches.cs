@@ -16,7 +16,7 @@ public sealed class UnionWatches : IWatchTargets
     private readonly List<WatchInstance> _instances = [];
     private int _recursive;
     private int _cookie;
-    private int _directoryWatches;
+    private readonly Dictionary<UnionNode, UnionNode> _followed = new(ReferenceEqualityComparer.Instance); // watched node → directory the branch watcher follows
 
     internal UnionWatches(UnionFileSystem fs) => _fs = fs;
 
@@ -35,14 +35,13 @@ public sealed class UnionWatches : IWatchTargets
     public UnionWatcher CreateWatcher(string path, bool includeSubdirectories = false, uint mask = UnionWatcher.DefaultMask) =>
         new(this, path, includeSubdirectories, mask);
 
-    /// <summary>Raised when the set of watched directories changes (the branch watcher follows it).</summary>
+    /// <summary>A directory to follow (true) or one follow fewer (false): watched directories and the directories of watched files, counted.</summary>
     internal event Action<UnionNode, bool>? DirectoryWatched;
 
-    /// <summary>Directories that have at least one watch, and whether one of them is recursive.</summary>
-    internal List<(UnionNode Node, bool Recursive)> WatchedDirectories()
+    /// <summary>Directories to follow now, once per watched node.</summary>
+    internal List<UnionNode> WatchedDirectories()
     {
-        lock (_gate)
-            return [.. _byNode.Where(kv => kv.Key.IsDirectory).Select(kv => (kv.Key, kv.Value.Any(w => w.IsRecursive)))];
+        lock (_gate) return [.. _followed.Values];
     }
 
     internal bool HasWatches { get { lock (_gate) return _byNode.Count > 0; } }
@@ -84,22 +83,26 @@ public sealed class UnionWatches : IWatchTargets
     public void Attach(Watch watch)
     {
         var node = (UnionNode)watch.Target;
-        bool newDir;
+        UnionNode? followed = null;
         lock (_gate)
         {
             if (!_byNode.TryGetValue(node, out var list)) _byNode[node] = list = [];
-            newDir = node.IsDirectory && list.Count == 0;
+            if (list.Count == 0)
+            {
+                // The branch watcher follows a watched directory, or the directory of a watched file.
+                followed = node.IsDirectory ? node : node.Parent;
+                if (followed is not null) _followed[node] = followed;
+            }
             list.Add(watch);
             if (watch.IsRecursive) _recursive++;
-            if (newDir) _directoryWatches++;
         }
-        if (node.IsDirectory) DirectoryWatched?.Invoke(node, true);
+        if (followed is not null) DirectoryWatched?.Invoke(followed, true);
     }
 
     public void Detach(Watch watch)
     {
         var node = (UnionNode)watch.Target;
-        bool lastDir = false;
+        UnionNode? unfollowed = null;
         lock (_gate)
         {
             if (_byNode.TryGetValue(node, out var list) && list.Remove(watch))
@@ -108,14 +111,13 @@ public sealed class UnionWatches : IWatchTargets
                 if (list.Count == 0)
                 {
                     _byNode.Remove(node);
-                    lastDir = node.IsDirectory;
-                    if (lastDir) _directoryWatches--;
+                    _followed.Remove(node, out unfollowed);
                 }
             }
             else return;
         }
         _fs.Forget(node, 1);
-        if (lastDir) DirectoryWatched?.Invoke(node, false);
+        if (unfollowed is not null) DirectoryWatched?.Invoke(unfollowed, false);
     }
 
     public void Unpin(object key) => _fs.Forget((UnionNode)key, 1);
