@@ -74,7 +74,6 @@ public sealed partial class UnionFileSystem
                 ulong ino = ComputeIno(res);
                 n = _nodes.GetOrAdd(parent, name, ino, res.Top.St.FileType, 1, out _);
                 n.BackingBranch = res.Top.Branch;
-                WatchCreated(parent, name, n); // watch hook
                 if (openFd is not null)
                 {
                     if ((openFlags & Sys.O_APPEND) != 0) Sys.Fcntl(openFd.Fd, Sys.F_SETFL, Sys.O_APPEND);
@@ -247,12 +246,12 @@ public sealed partial class UnionFileSystem
             List<Branch> order;
             using (src)
             {
-                if (src.Top.IsDir) return Errno.EPERM;
                 e = Resolve(dstPath, out var dst);
                 if (e != Errno.None) return e;
                 using (dst)
                 {
                     if (dst.Exists) return Errno.EEXIST;
+                    if (src.Top.IsDir) return Errno.EPERM;
                     var top = src.Top;
                     order = _options.Policies.Create.Order(Candidates(dst)
                         .Where(c => top.InPlaceWritable ? c.Branch == top.Branch : top.IsIndex ? c.Branch == top.Branch : c.Branch.Index < top.Branch.Index)
@@ -265,8 +264,6 @@ public sealed partial class UnionFileSystem
             e = TryBranches(order, b => LinkIn(b, srcPath, parentPath, newName));
             if (e != Errno.None) return e;
             n = _nodes.GetOrAdd(newParent, newName, node.Ino, node.FileType, 1, out _);
-            WatchLinkCount(node); // watch hook
-            WatchCreated(newParent, newName, n); // watch hook
             return Errno.None;
         });
         newNode = n;

@@ -37,7 +37,6 @@ public sealed partial class UnionFileSystem
             var se = Snapshot(node, out var entries);
             if (se != Errno.None) return se;
             h = new UnionDirHandle(node, entries);
-            WatchOpened(node); // watch hook
             return Errno.None;
         });
         handle = h;
@@ -81,7 +80,6 @@ public sealed partial class UnionFileSystem
                 return se;
             });
             if (e != Errno.None) return e;
-            WatchAccessed(handle.Node); // watch hook: getdents
         }
         var entries = handle.Entries;
         for (long i = Math.Max(0, offset); i < entries.Count; i++)
@@ -116,7 +114,6 @@ public sealed partial class UnionFileSystem
     public Errno ReleaseDir(UnionDirHandle handle)
     {
         handle.Dispose();
-        WatchClosed(handle.Node, 0); // watch hook
         return Errno.None;
     }
 
@@ -128,7 +125,12 @@ public sealed partial class UnionFileSystem
         // Directories from a writable layer without a recorded origin take the inode of the next
         // layer's directory of the same name (see ComputeIno); resolved once that layer is read.
         var pendingDirs = new Dictionary<string, (int Entry, Layer Layer)>(StringComparer.Ordinal);
-        var mergedDirs = new List<(int Entry, Layer Layer, string Name, ulong LowerIno)>();
+        var settledDirs = new List<(string Name, int Entry, Layer Layer, ulong? LowerIno)>();
+        void Settle(string name, ulong? lowerIno)
+        {
+            if (!pendingDirs.Remove(name, out var p)) return;
+            settledDirs.Add((name, p.Entry, p.Layer, lowerIno));
+        }
         foreach (var layer in res.Layers)
         {
             if (!layer.IsDir) break;
@@ -148,7 +150,7 @@ public sealed partial class UnionFileSystem
                         if (name != Markers.AufsOpaque)
                         {
                             string hidden = name[Markers.AufsWhiteoutPrefix.Length..];
-                            pendingDirs.Remove(hidden);
+                            Settle(hidden, null);
                             if (!seen.Contains(hidden)) hiddenHere.Add(hidden);
                         }
                         continue;
@@ -166,7 +168,7 @@ public sealed partial class UnionFileSystem
                         type = ModeBits.DirentType(st.Mode);
                         if (IsWhiteout(layer, name, st))
                         {
-                            pendingDirs.Remove(name);
+                            Settle(name, null);
                             if (!already) hiddenHere.Add(name);
                             continue;
                         }
@@ -174,9 +176,7 @@ public sealed partial class UnionFileSystem
                     ulong ino = Pack(layer.Branch.FsIndex, statted ? st.Ino : rawIno);
                     if (already)
                     {
-                        var pending = pendingDirs[name];
-                        pendingDirs.Remove(name);
-                        if (type == Sys.DT_DIR) mergedDirs.Add((pending.Entry, pending.Layer, name, ino));
+                        Settle(name, type == Sys.DT_DIR ? ino : null);
                         continue;
                     }
                     bool hasOrigin = false;
@@ -194,16 +194,22 @@ public sealed partial class UnionFileSystem
             }
             if (layer.Opaque) break;
         }
-        foreach (var (index, layer, name, lowerIno) in mergedDirs)
+        foreach (var (name, pending) in pendingDirs) settledDirs.Add((name, pending.Entry, pending.Layer, null));
+        // Upper directories without a recorded origin: an opaque one keeps its own inode, a redirected
+        // one (renamed by kernel overlayfs) takes its target's, any other merges with the lower of its name.
+        foreach (var (name, index, layer, lowerIno) in settledDirs)
         {
-            // An opaque or redirected upper directory does not merge with the lower one of its name.
             if (BranchIo.OpenAt(layer.DirFd!.Fd, name, BranchIo.DirPathFlags, 0, out var fd) != Errno.None) continue;
             using (fd)
             {
-                bool cut = BranchIo.GetXattrString(fd.Fd, _markers.Opaque) == "y" ||
-                           BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None ||
-                           (FollowRedirects && BranchIo.GetXattr(fd.Fd, _markers.Redirect) is not null);
-                if (!cut) entries[index] = entries[index] with { Ino = lowerIno };
+                if (BranchIo.GetXattrString(fd.Fd, _markers.Opaque) == "y" || BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None) continue;
+                if (FollowRedirects && BranchIo.GetXattr(fd.Fd, _markers.Redirect) is not null)
+                {
+                    if (Resolve(UnionPath.Join(res.Path, name), out var sub) != Errno.None) continue;
+                    using (sub) if (sub.Exists) entries[index] = entries[index] with { Ino = ComputeIno(sub) };
+                    continue;
+                }
+                if (lowerIno is { } li) entries[index] = entries[index] with { Ino = li };
             }
         }
         return Errno.None;

@@ -262,7 +262,6 @@ public sealed partial class UnionFileSystem : IDisposable
 
     public void Dispose()
     {
-        _watches?.Unmount(); // watch hook: IN_UNMOUNT
         foreach (var b in _branches.Branches) b.Dispose();
         _ns.Dispose();
     }

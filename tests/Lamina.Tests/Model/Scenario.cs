@@ -55,6 +55,7 @@ public sealed class Scenario
     {
         var rng = new Random(seed);
         var entries = new List<LayerEntry>();
+        var below = new TreeModel();
         // Bottom layer first so upper layers can whiteout or shadow what is below.
         for (int layer = LayerCount - 1; layer >= 0; layer--)
         {
@@ -81,10 +82,14 @@ public sealed class Scenario
                     else here[parent] = EntryKind.Dir;
                 }
                 if (blocked || here.ContainsKey(path)) continue;
+                // Whiteouts hide something, as in layers overlayfs writes (overlayfs shows a whiteout that
+                // hides nothing in readdir of a lower-only directory, a quirk not worth mirroring).
+                if (kind == EntryKind.Whiteout && !below.Exists(path)) kind = EntryKind.File;
                 here[path] = kind;
             }
             foreach (var (path, kind) in here.OrderBy(kv => kv.Key.Count(c => c == '/')).ThenBy(kv => kv.Key, StringComparer.Ordinal))
                 entries.Add(new LayerEntry(layer, path, kind, kind == EntryKind.File ? $"L{layer}:{path}" : ""));
+            below = new Scenario { Seed = seed, Layers = entries, Ops = [] }.InitialModel();
         }
         var scenario = new Scenario { Seed = seed, Layers = entries, Ops = [] };
         var model = scenario.InitialModel();

@@ -150,10 +150,10 @@ public sealed class TreeModel : IFsDriver
     {
         var e = Walk(from, out var src);
         if (e != Errno.None) return e;
-        if (src.IsDir) return Errno.EPERM;
         e = Parent(to, out var dir, out var name);
         if (e != Errno.None) return e;
         if (dir.Children.ContainsKey(name)) return Errno.EEXIST;
+        if (src.IsDir) return Errno.EPERM;
         dir.Children[name] = new Node { File = src.File };
         return Errno.None;
     }
