@@ -74,6 +74,7 @@ public sealed partial class UnionFileSystem
                 ulong ino = ComputeIno(res);
                 n = _nodes.GetOrAdd(parent, name, ino, res.Top.St.FileType, 1, out _);
                 n.BackingBranch = res.Top.Branch;
+                WatchCreated(parent, name, n); // watch hook
                 if (openFd is not null)
                 {
                     if ((openFlags & Sys.O_APPEND) != 0) Sys.Fcntl(openFd.Fd, Sys.F_SETFL, Sys.O_APPEND);
@@ -264,6 +265,8 @@ public sealed partial class UnionFileSystem
             e = TryBranches(order, b => LinkIn(b, srcPath, parentPath, newName));
             if (e != Errno.None) return e;
             n = _nodes.GetOrAdd(newParent, newName, node.Ino, node.FileType, 1, out _);
+            WatchLinkCount(node); // watch hook
+            WatchCreated(newParent, newName, n); // watch hook
             return Errno.None;
         });
         newNode = n;

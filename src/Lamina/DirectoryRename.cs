@@ -90,6 +90,7 @@ public sealed partial class UnionFileSystem
             if (dstNode is not null && dstNode != srcNode) _nodes.Detach(dstNode);
             if (srcNode is not null) _nodes.Move(srcNode, newParent, newName);
         }
+        WatchRenamed(parent, name, newParent, newName, srcNode, dstNode, exchange); // watch hook
         return Errno.None;
     });
 

@@ -67,6 +67,7 @@ public sealed partial class UnionFileSystem
     internal void ReleaseHandle(UnionHandle h)
     {
         _nodes.RemoveHandle(h.Node, h);
+        LocksHandleReleased(h); // locks hook: locks taken through this open file go with it
     }
 
     /// <summary>chmod/chown/truncate/utimens on a node, copying it up first. <paramref name="handle"/> (optional) is used for truncation.</summary>
@@ -122,6 +123,7 @@ public sealed partial class UnionFileSystem
                 }
                 if (BranchIo.Stat(top.ParentFd, top.Name, out result) != Errno.None) return Sys.LastErrno;
                 result.Ino = node.Ino;
+                WatchObject(node, SetAttrEvents(request)); // watch hook
                 return Errno.None;
             }
         });

@@ -37,6 +37,7 @@ public sealed partial class UnionFileSystem
             var se = Snapshot(node, out var entries);
             if (se != Errno.None) return se;
             h = new UnionDirHandle(node, entries);
+            WatchOpened(node); // watch hook
             return Errno.None;
         });
         handle = h;
@@ -80,6 +81,7 @@ public sealed partial class UnionFileSystem
                 return se;
             });
             if (e != Errno.None) return e;
+            WatchAccessed(handle.Node); // watch hook: getdents
         }
         var entries = handle.Entries;
         for (long i = Math.Max(0, offset); i < entries.Count; i++)
@@ -114,6 +116,7 @@ public sealed partial class UnionFileSystem
     public Errno ReleaseDir(UnionDirHandle handle)
     {
         handle.Dispose();
+        WatchClosed(handle.Node, 0); // watch hook
         return Errno.None;
     }
 

@@ -262,6 +262,7 @@ public sealed partial class UnionFileSystem : IDisposable
 
     public void Dispose()
     {
+        _watches?.Unmount(); // watch hook: IN_UNMOUNT
         foreach (var b in _branches.Branches) b.Dispose();
         _ns.Dispose();
     }

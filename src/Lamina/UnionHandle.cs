@@ -24,6 +24,7 @@ public sealed class UnionHandle : IDisposable
         Flags = flags;
         _branch = branch;
         branch.AddOpenFile();
+        fs.WatchOpened(node); // watch hook
     }
 
     public UnionNode Node { get; }
@@ -84,6 +85,7 @@ public sealed class UnionHandle : IDisposable
             return Errno.None;
         });
         count = n;
+        if (n > 0) _fs.WatchAccessed(Node); // watch hook
         return e;
     }
 
@@ -99,6 +101,7 @@ public sealed class UnionHandle : IDisposable
             return Errno.None;
         });
         count = n;
+        if (n > 0) _fs.WatchModified(Node); // watch hook
         return e;
     }
 
@@ -177,6 +180,7 @@ public sealed class UnionHandle : IDisposable
         _fs.ReleaseHandle(this);
         Volatile.Read(ref _branch).RemoveOpenFile();
         Volatile.Read(ref _fd).Dispose();
+        _fs.WatchClosed(Node, Flags); // watch hook
         return Errno.None;
     }
 

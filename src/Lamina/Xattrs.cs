@@ -115,6 +115,7 @@ public sealed partial class UnionFileSystem
             e = OpenTopPath(res, out var pfd);
             if (e != Errno.None) return e;
             using (pfd) e = change(pfd.Fd);
+            if (e == Errno.None) WatchAttrib(node); // watch hook
             return e;
         }
     });
