@@ -50,7 +50,7 @@ public sealed class UnionLocks
     public Errno Test(UnionNode node, in LockRequest request, out LockInfo? conflict)
     {
         conflict = null;
-        var e = Validate(request);
+        var e = Validate(request with { Handle = null }); // F_GETLK needs no access mode
         if (e != Errno.None) return e;
         if (request.Kind == LockKind.Flock || request.Type == LockType.Unlock) return Errno.None;
         lock (_gate)
