@@ -95,12 +95,12 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         Assert.Contains($"user_id={LoopbackServer.Nobody}", line);
 
         // Without allow_other only the mounting user may enter: do the I/O as that user.
-        string script = $"set -e; cd '{s.MountPoint}'; cat hello; echo written > new; cat new; mkdir d; mv new d/renamed; ls d; stat -c %u d/renamed";
+        string script = $"set -e; cd '{s.MountPoint}'; cat hello; echo written > new; cat new; mkdir d; mv new d/renamed; ls d; stat -c %u d/renamed; ln d/renamed d/hard; stat -c %h d/hard; ln -s renamed d/sym; readlink d/sym";
         string outp = Posix.Run(Conditions.FindOnPath("setpriv")!, out int rc,
             $"--reuid={LoopbackServer.Nobody}", $"--regid={LoopbackServer.Nobody}", "--clear-groups", "--", "/bin/sh", "-c", script);
         output.WriteLine(outp);
         Assert.True(rc == 0, $"I/O as uid {LoopbackServer.Nobody} failed ({rc}):\n{outp}\nserver stderr:\n{s.Stderr}");
-        Assert.Equal($"hi from the source\nwritten\nrenamed\n{LoopbackServer.Nobody}\n", outp);
+        Assert.Equal($"hi from the source\nwritten\nrenamed\n{LoopbackServer.Nobody}\n2\nrenamed\n", outp);
         Assert.Equal("written\n", File.ReadAllText(Path.Combine(s.Source, "d", "renamed")));
         Assert.Equal((uint)LoopbackServer.Nobody, Posix.LStat(Path.Combine(s.Source, "d", "renamed")).Uid);
         if (Conditions.IsRoot)
