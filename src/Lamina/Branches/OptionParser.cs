@@ -109,6 +109,8 @@ public static class OptionParser
         {
             string op = key[(key.IndexOf('.') + 1)..];
             var policy = Policy.Parse(Require(key, value)) ?? throw BadValue(key, value);
+            // category.create covers every creating operation; func.create only file creation.
+            if (key == "func.create") op = "mknod";
             if (!result.Policies.Set(op, policy))
                 throw new UnionConfigException($"unknown option '{key}': expected category.create, func.create, func.mkdir or func.copyup", key);
             return;
