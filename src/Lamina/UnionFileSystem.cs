@@ -104,13 +104,21 @@ public sealed partial class UnionFileSystem : IDisposable
     private readonly struct ReadScope(ReaderWriterLockSlim l) : IDisposable { public void Dispose() => l.ExitReadLock(); }
     private readonly struct WriteScope(ReaderWriterLockSlim l) : IDisposable { public void Dispose() => l.ExitWriteLock(); }
 
-    /// <summary>Turns unexpected exceptions into EIO at the API boundary, so callers only ever see errno.</summary>
+    /// <summary>Raised for an unexpected exception inside an operation (a bug); the caller got EIO.</summary>
+    public static event Action<Exception>? InternalError;
+
+    /// <summary>Turns exceptions into errno at the API boundary, so a transport only ever sees errno and never dies of one call.</summary>
     private static Errno Guard(Func<Errno> op)
     {
         try { return op(); }
         catch (ErrnoException ex) { return ex.Errno; }
         catch (OutOfMemoryException) { return Errno.ENOMEM; }
         catch (IOException) { return Errno.EIO; }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            InternalError?.Invoke(ex);
+            return Errno.EIO;
+        }
     }
 
     // ---- nodes -----------------------------------------------------------------------------
