@@ -7,7 +7,8 @@
  *   gen-readdir ROOT N               ROOT/r0..r2, each with big/: 0.4N names, overlapping by 0.1N,
  *                                    so the merged big/ holds exactly N names
  *   gen-depth ROOT NLAYERS K         ROOT/0..ROOT/{NLAYERS-2} (one file each) and ROOT/b with
- *                                    K files f%05d: the bottom layer of an NLAYERS stack
+ *                                    K files f%05d and K files g%05d (for warming the daemon up):
+ *                                    the bottom layer of an NLAYERS stack
  *   gen-big FILE MIB                 a file of MIB MiB (non-zero bytes), written and fsynced
  * Timed modes (through a mount):
  *   seqwrite FILE MIB                MIB 1 MiB writes to a new file, then close (no fsync)
@@ -15,7 +16,7 @@
  *   randread FILE N                  N preads of 4 KiB at random 4 KiB-aligned offsets
  *   copyup FILE                      open(O_WRONLY) + pwrite 1 byte at 0 + close
  *   statlist ROOT LISTFILE           lstat of ROOT/<every line of LISTFILE>
- *   statn DIR K                      lstat of DIR/f00000..f{K-1}
+ *   statn DIR K [P]                  lstat of DIR/P00000..P{K-1} (P defaults to f)
  *   probe DIR K                      the same, missing names allowed (warms a branch's dentries)
  *   create DIR N / list DIR / delete DIR N   small files DIR/c%06d (O_CREAT|O_EXCL, 100 bytes)
  *   readdir DIR                      count the entries of DIR (without . and ..)
@@ -112,6 +113,7 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/b", root); mkdirp(path);
         for (long i = 0; i < k; i++) {
             snprintf(path, sizeof path, "%s/b/f%05ld", root, i); writefile(path, 10); count++;
+            snprintf(path, sizeof path, "%s/b/g%05ld", root, i); writefile(path, 10);
         }
     } else if (!strcmp(mode, "gen-big")) {
         long mib = atol(argv[3]);
@@ -167,8 +169,9 @@ int main(int argc, char **argv)
         fclose(list);
     } else if (!strcmp(mode, "statn") || !strcmp(mode, "probe")) {
         long k = atol(argv[3]); struct stat st; int probe = mode[0] == 'p';
+        const char *prefix = argc > 4 ? argv[4] : "f";
         for (long i = 0; i < k; i++) {
-            snprintf(path, sizeof path, "%s/f%05ld", argv[2], i);
+            snprintf(path, sizeof path, "%s/%s%05ld", argv[2], prefix, i);
             if (lstat(path, &st)) { if (!probe || errno != ENOENT) die(path); }
             else count++;
         }
