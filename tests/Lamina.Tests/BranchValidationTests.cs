@@ -88,3 +88,29 @@ public class BranchValidationTests
         Assert.False(Directory.Exists(stale));
     }
 }
+
+public class UnreadableBranchTests
+{
+    [Fact]
+    public void Unreadable_branch_is_named()
+    {
+        using var t = new TestLayers(1);
+        var locked = t.Dir("locked");
+        Assert.Equal(0, Native.Sys.FChmodAt(Native.Sys.AT_FDCWD, locked, 0x1C0, 0));
+        Assert.Equal(0, Native.Sys.FChmodAt(Native.Sys.AT_FDCWD, t.Root, 0x1ED, 0));
+        // Open the branches as an unprivileged filesystem identity, on a thread of its own.
+        UnionConfigException? ex = null;
+        var thread = new Thread(() =>
+        {
+            Native.Sys.SetFsUid(65534);
+            Native.Sys.SetFsGid(65534);
+            try { UnionFileSystem.MountOverlay($"lowerdir={locked}:{t.Lowers[0]}").Dispose(); }
+            catch (UnionConfigException e) { ex = e; }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.NotNull(ex);
+        Assert.Contains(locked, ex!.Message);
+        Assert.Contains("not readable", ex.Message);
+    }
+}
