@@ -156,10 +156,13 @@ for group in $(rows | cut -d'|' -f2 | uniq); do
     [ "$(wc -l <"$dat")" -gt 1 ] || { rm -f "$dat"; continue; }
     unit=$(rows | awk -F'|' -v g="$group" '$2 == g { print $3 " (" ($4 == "hi" ? "higher is better" : "lower is better") ")"; exit }')
     ncol=$(awk 'NR == 1 { print NF }' "$dat")
+    # Values spanning more than 20x: a log scale, so the small bars stay visible.
+    scale=$(awk 'NR > 1 { for (i = 2; i <= NF; i++) if ($i != "NaN" && $i > 0) { if (!lo || $i < lo) lo = $i; if ($i > hi) hi = $i } }
+        END { if (lo > 0 && hi / lo > 20) print "set logscale y; set yrange [*:*]"; else print "set yrange [0:*]" }' "$dat")
     gnuplot <<EOF 2>/dev/null || echo "report: gnuplot failed for $group" >&2
 set terminal pngcairo size 760,330 font "sans,9"
 set output "$outdir/$stamp-$group.png"
-set title "$group: median of $(metav reps) run(s), $(metav mode) mode"
+set title "$group: median of $(metav reps) run(s), $(metav mode) mode$(case "$scale" in *log*) echo ', log scale' ;; esac)"
 set ylabel "$unit"
 set style data histograms
 set style histogram clustered gap 1
@@ -167,7 +170,7 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set key outside right top vertical
 set grid ytics
-set yrange [0:*]
+$scale
 set xtics noenhanced
 set key noenhanced
 plot for [c=2:$ncol] "$dat" using c:xtic(1) title columnheader(c)
