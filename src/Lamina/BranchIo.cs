@@ -53,6 +53,56 @@ internal static class BranchIo
         return Encoding.UTF8.GetString(v, 0, len < 0 ? v.Length : len);
     }
 
+    /// <summary>Xattr names of an object through a descriptor: f* calls for a normal one, the /proc link for O_PATH.</summary>
+    public static Errno ListXattr(int fd, bool isPathFd, out List<string> names)
+    {
+        if (isPathFd) return ListXattr(fd, out names);
+        names = [];
+        Span<byte> small = stackalloc byte[512];
+        nint size = Sys.FListXattr(fd, small);
+        byte[] buf;
+        if (size >= 0) buf = small[..(int)size].ToArray();
+        else
+        {
+            if (Sys.LastErrno != Errno.ERANGE) return Sys.LastErrno;
+            size = Sys.FListXattr(fd, Span<byte>.Empty);
+            if (size < 0) return Sys.LastErrno;
+            buf = new byte[size + 256];
+            size = Sys.FListXattr(fd, buf);
+            if (size < 0) return Sys.LastErrno;
+        }
+        int start = 0;
+        for (int i = 0; i < size; i++)
+        {
+            if (buf[i] != 0) continue;
+            if (i > start) names.Add(Encoding.UTF8.GetString(buf, start, i - start));
+            start = i + 1;
+        }
+        return Errno.None;
+    }
+
+    /// <summary>An xattr value through a descriptor (see <see cref="ListXattr(int, bool, out List{string})"/>); null when absent.</summary>
+    public static byte[]? GetXattr(int fd, bool isPathFd, string attr)
+    {
+        if (isPathFd) return GetXattr(fd, attr);
+        Span<byte> small = stackalloc byte[256];
+        nint n = Sys.FGetXattr(fd, attr, small);
+        if (n >= 0) return small[..(int)n].ToArray();
+        if (Sys.LastErrno != Errno.ERANGE) return null;
+        n = Sys.FGetXattr(fd, attr, Span<byte>.Empty);
+        if (n < 0) return null;
+        var big = new byte[n];
+        n = Sys.FGetXattr(fd, attr, big);
+        return n < 0 ? null : big[..(int)n];
+    }
+
+    public static string? AsString(byte[]? v)
+    {
+        if (v is null) return null;
+        int len = Array.IndexOf(v, (byte)0);
+        return Encoding.UTF8.GetString(v, 0, len < 0 ? v.Length : len);
+    }
+
     public static Errno SetXattr(int pathFd, string attr, ReadOnlySpan<byte> value, int flags = 0) =>
         Sys.SetXattr(ProcPath(pathFd), attr, value, flags) == 0 ? Errno.None : Sys.LastErrno;
 

@@ -36,9 +36,15 @@ public sealed partial class UnionFileSystem
         return Pack(top);
     }
 
+    /// <summary>
+    /// The origin recorded on an object. Lamina marks every directory it places an object with an
+    /// origin in (impure), so a non-directory elsewhere is not asked: that saves three calls per lookup.
+    /// </summary>
     internal ulong ReadOrigin(Layer layer)
     {
-        if (layer.DirFd is not null) return DecodeOrigin(BranchIo.GetXattr(layer.DirFd.Fd, _markers.Origin));
+        if (layer.OriginKnown) return layer.Origin;
+        if (layer.DirFd is not null) return DecodeOrigin(BranchIo.GetXattr(layer.DirFd.Fd, layer.DirFdIsPath, _markers.Origin));
+        if (!layer.MayHaveOrigin) return 0;
         if (BranchIo.OpenPath(layer.ParentFd, layer.Name, out var fd) != Errno.None) return 0;
         using (fd) return DecodeOrigin(BranchIo.GetXattr(fd.Fd, _markers.Origin));
     }

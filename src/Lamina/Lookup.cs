@@ -21,6 +21,15 @@ internal sealed class Layer
     public string? Redirect { get; set; }
     /// <summary>The hard-link index entry standing in for a lower file already copied up under another name.</summary>
     public bool IsIndex { get; init; }
+    /// <summary><see cref="DirFd"/> is an O_PATH descriptor (xattrs only through /proc).</summary>
+    public bool DirFdIsPath { get; set; }
+    /// <summary>This directory holds entries that carry a Lamina origin (so only then is it read for a non-directory).</summary>
+    public bool Impure { get; set; }
+    /// <summary>The parent layer is impure (or this is an index entry): the object may carry an origin.</summary>
+    public bool MayHaveOrigin { get; init; }
+    /// <summary>Origin read with the directory's markers (0 = none); valid when <see cref="OriginKnown"/>.</summary>
+    public ulong Origin { get; set; }
+    public bool OriginKnown { get; set; }
 
     public bool IsDir => St.IsDirectory;
     /// <summary>The object can be changed where it is (a writable branch, not an index stand-in).</summary>
@@ -103,7 +112,9 @@ public sealed partial class UnionFileSystem
         {
             var layer = new Layer { Branch = b, ParentFd = b.RootFd.Fd, Name = ".", RelPath = "", DirFd = new SafeFd(b.RootFd.Fd, ownsHandle: false) };
             if (Sys.FStatx(b.RootFd.Fd, out layer.St) != 0) continue;
-            layer.XWhiteouts = HasXWhiteouts(layer.DirFd.Fd);
+            ReadDirMarkers(layer);
+            layer.Opaque = false; // the root never cuts lower roots
+            layer.Redirect = null;
             current.Add(layer);
         }
         if (path.Length == 0)
@@ -132,10 +143,6 @@ public sealed partial class UnionFileSystem
         }
         return Errno.None;
     }
-
-    private bool HasXWhiteouts(int dirFd) =>
-        BranchIo.GetXattr(dirFd, _markers.Whiteouts) is not null ||
-        BranchIo.GetXattrString(dirFd, _markers.Opaque) == "x";
 
     /// <summary>Looks <paramref name="name"/> up in each layer of a merged directory, top to bottom.</summary>
     private Errno LookupInLayers(Resolution res, List<Layer> parents, string name, List<Layer> found, out int whiteoutBranch)
@@ -166,7 +173,7 @@ public sealed partial class UnionFileSystem
                 break;
             }
             if (found.Count > 0 && !st.IsDirectory) break;
-            var layer = new Layer { Branch = pl.Branch, ParentFd = dirFd, Name = lookupName, RelPath = UnionPath.Join(pl.RelPath, lookupName), St = st };
+            var layer = new Layer { Branch = pl.Branch, ParentFd = dirFd, Name = lookupName, RelPath = UnionPath.Join(pl.RelPath, lookupName), St = st, MayHaveOrigin = pl.Impure };
             found.Add(layer);
             if (!st.IsDirectory) break;
             e = LoadDirMarkers(res, layer);
@@ -195,17 +202,45 @@ public sealed partial class UnionFileSystem
         using (fd) return BranchIo.GetXattr(fd.Fd, _markers.Whiteout) is not null;
     }
 
-    /// <summary>Opens a directory layer and reads its opaque/redirect/xwhiteout markers.</summary>
+    /// <summary>Opens a directory layer and reads its markers.</summary>
     private Errno LoadDirMarkers(Resolution res, Layer layer)
     {
-        var e = BranchIo.OpenAt(layer.ParentFd, layer.Name, BranchIo.DirPathFlags, 0, out var fd);
+        // A readable descriptor lets the xattr calls skip /proc; O_PATH when the directory cannot be read.
+        var e = BranchIo.OpenAt(layer.ParentFd, layer.Name, BranchIo.DirReadFlags, 0, out var fd);
+        bool isPath = false;
+        if (e is Errno.EACCES or Errno.EPERM)
+        {
+            e = BranchIo.OpenAt(layer.ParentFd, layer.Name, BranchIo.DirPathFlags, 0, out fd);
+            isPath = true;
+        }
         if (e != Errno.None) return e;
         layer.DirFd = res.Own(fd);
-        string? opaque = BranchIo.GetXattrString(fd.Fd, _markers.Opaque);
-        layer.Opaque = opaque == "y" || BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None;
-        layer.XWhiteouts = opaque == "x" || BranchIo.GetXattr(fd.Fd, _markers.Whiteouts) is not null;
-        layer.Redirect = BranchIo.GetXattrString(fd.Fd, _markers.Redirect);
+        layer.DirFdIsPath = isPath;
+        ReadDirMarkers(layer);
+        if (!layer.Opaque && BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None) layer.Opaque = true;
         return Errno.None;
+    }
+
+    /// <summary>One listxattr tells whether there is anything to read at all (usually there is not).</summary>
+    private void ReadDirMarkers(Layer layer)
+    {
+        int fd = layer.DirFd!.Fd;
+        layer.OriginKnown = true;
+        if (BranchIo.ListXattr(fd, layer.DirFdIsPath, out var names) != Errno.None || names.Count == 0) return;
+        foreach (var name in names)
+        {
+            if (!Markers.IsPrivateXattr(name)) continue;
+            if (name == _markers.Opaque)
+            {
+                string? opaque = BranchIo.AsString(BranchIo.GetXattr(fd, layer.DirFdIsPath, name));
+                if (opaque == "y") layer.Opaque = true;
+                if (opaque == "x") layer.XWhiteouts = true;
+            }
+            else if (name == _markers.Whiteouts) layer.XWhiteouts = true;
+            else if (name == _markers.Redirect) layer.Redirect = BranchIo.AsString(BranchIo.GetXattr(fd, layer.DirFdIsPath, name));
+            else if (name == _markers.Impure) layer.Impure = true;
+            else if (name == _markers.Origin) layer.Origin = DecodeOrigin(BranchIo.GetXattr(fd, layer.DirFdIsPath, name));
+        }
     }
 
     /// <summary>Lower layers of a renamed directory live at the redirect path in every branch below.</summary>
@@ -255,7 +290,7 @@ public sealed partial class UnionFileSystem
             if (b.Index >= top.Branch.Index) break;
             if (b.IndexFd is null || !b.IsWritable) continue;
             if (BranchIo.Stat(b.IndexFd.Fd, key, out var st) != Errno.None) continue;
-            res.Layers[0] = new Layer { Branch = b, ParentFd = b.IndexFd.Fd, Name = key, RelPath = top.RelPath, St = st, IsIndex = true };
+            res.Layers[0] = new Layer { Branch = b, ParentFd = b.IndexFd.Fd, Name = key, RelPath = top.RelPath, St = st, IsIndex = true, MayHaveOrigin = true };
             return;
         }
     }

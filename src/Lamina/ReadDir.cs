@@ -143,7 +143,7 @@ public sealed partial class UnionFileSystem
             {
                 e = BranchIo.ReadDir(dirFd.Fd, out var raw);
                 if (e != Errno.None) return e;
-                bool impure = BranchIo.GetXattr(dirFd.Fd, _markers.Impure) is not null;
+                bool impure = layer.Impure;
                 bool atRoot = layer.RelPath.Length == 0;
                 var hiddenHere = new List<string>();
                 foreach (var (name, rawType, rawIno) in raw)
@@ -185,7 +185,7 @@ public sealed partial class UnionFileSystem
                     bool hasOrigin = false;
                     if (impure)
                     {
-                        var entryLayer = new Layer { Branch = layer.Branch, ParentFd = dirFd.Fd, Name = name, RelPath = "" };
+                        var entryLayer = new Layer { Branch = layer.Branch, ParentFd = dirFd.Fd, Name = name, RelPath = "", MayHaveOrigin = true };
                         ulong origin = ReadOrigin(entryLayer);
                         if (origin != 0) { ino = origin; hasOrigin = true; }
                     }
