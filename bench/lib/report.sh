@@ -71,6 +71,17 @@ metav() { sed -n "s/^$1=//p" "$meta"; }
         echo
     fi
 
+    echo "## Summary (medians)"
+    echo
+    echo "| workload | unit | $(echo $systems | sed 's/ / | /g') |"
+    echo "| --- | --- |$(for s in $systems; do printf ' ---: |'; done)"
+    while IFS='|' read -r row group unit dir what; do
+        [ -n "$(awk -v r="$row" '$1 == r' <<<"$stats")" ] || continue
+        line="| $row | $unit$([ "$dir" = hi ] && echo ' ↑' || echo ' ↓') |"
+        for s in $systems; do line+=" $(fmt "$(get "$row" "$s" 4)") |"; done
+        echo "$line"
+    done < <(rows)
+    echo
     echo "## Targets"
     echo
     echo "| target | workload | ratio | met |"
