@@ -83,7 +83,8 @@ public static class WatchCommand
         foreach (var (wd, unionPath) in client.Watches)
         {
             int index = unionPaths.IndexOf(unionPath);
-            display[wd] = index >= 0 ? shown[index] : Path.Combine(mountPoint!, unionPath);
+            string full = Path.Combine(mountPoint!, unionPath);
+            display[wd] = index >= 0 ? shown[index] : Directory.Exists(full) ? full.TrimEnd('/') + "/" : full;
         }
 
         if (timeout > 0)

@@ -39,6 +39,7 @@ public sealed class BranchWatcher : IDisposable
     private readonly UnionWatches _hub;
     private readonly IKernelCacheInvalidator? _kernel;
     private readonly object _gate = new();
+    private readonly object _emitGate = new(); // never taken by a thread holding the engine's namespace lock
     private readonly int _fd;
     private readonly Dictionary<int, List<UnionNode>> _byBranchWd = [];
     private readonly Dictionary<UnionNode, DirState> _dirs = new(ReferenceEqualityComparer.Instance);
@@ -50,7 +51,6 @@ public sealed class BranchWatcher : IDisposable
         public readonly Dictionary<string, EntryState> Names = new(StringComparer.Ordinal);
         public readonly Dictionary<string, long> Versions = new(StringComparer.Ordinal);
         public readonly HashSet<int> BranchWds = [];
-        public readonly HashSet<string> DirectlyModified = new(StringComparer.Ordinal);
         public int Followers;
     }
 
@@ -77,7 +77,8 @@ public sealed class BranchWatcher : IDisposable
         _thread.Start();
     }
 
-    private const uint BranchMask = InotifyMask.Modify | InotifyMask.Attrib | InotifyMask.CloseWrite | InotifyMask.Create
+    // Only changes: opening, reading and closing a branch file directly changes nothing in the union's view.
+    private const uint BranchMask = InotifyMask.Modify | InotifyMask.Attrib | InotifyMask.Create
         | InotifyMask.Delete | InotifyMask.Move | InotifyMask.DeleteSelf | InotifyMask.MoveSelf | InotifyMask.OnlyDir;
 
     private void OnDirectoryWatched(UnionNode dir, bool watched)
@@ -141,7 +142,6 @@ public sealed class BranchWatcher : IDisposable
             old = state.Names.TryGetValue(name, out var o) ? o : null;
             state.Versions[name] = state.Versions.GetValueOrDefault(name) + 1;
             if (s is { } v) state.Names[name] = v; else state.Names.Remove(name);
-            state.DirectlyModified.Remove(name);
         }
         // A new name may have needed the directory itself copied up into another branch: watch that one too.
         if (old is null || (s is { } now && now.Branch != old.Value.Branch)) AttachBranches(dir, state);
@@ -155,6 +155,11 @@ public sealed class BranchWatcher : IDisposable
     /// </summary>
     private void OnClosingForWrite(UnionNode node)
     {
+        lock (_emitGate) ReportUnseenWrites(node);
+    }
+
+    private void ReportUnseenWrites(UnionNode node)
+    {
         if (node.Parent is not { } dir) return;
         DirState? state;
         lock (_gate) if (!_dirs.TryGetValue(dir, out state)) return;
@@ -165,7 +170,6 @@ public sealed class BranchWatcher : IDisposable
             old = state.Names.TryGetValue(node.Name, out var o) ? o : null;
             state.Versions[node.Name] = state.Versions.GetValueOrDefault(node.Name) + 1;
             if (now is { } v) state.Names[node.Name] = v; else state.Names.Remove(node.Name);
-            state.DirectlyModified.Remove(node.Name);
         }
         if (old is { } a && now is { } b && a != b && (a.Size != b.Size || a.MSec != b.MSec || a.MNsec != b.MNsec))
             _hub.Object(node, InotifyMask.Modify);
@@ -237,6 +241,7 @@ public sealed class BranchWatcher : IDisposable
             if (name == Markers.AufsOpaque) { foreach (var d in dirs) Rescan(d); continue; }
             if (name.StartsWith(Markers.AufsWhiteoutPrefix, StringComparison.Ordinal)) name = name[Markers.AufsWhiteoutPrefix.Length..];
             foreach (var dir in dirs)
+            lock (_emitGate) // an event about a name goes out before the engine's next event about it (see OnClosingForWrite)
             {
                 DirState? state;
                 long version;
@@ -267,20 +272,13 @@ public sealed class BranchWatcher : IDisposable
                     continue;
                 }
                 FlushFrom();
-                if ((mask & InotifyMask.CloseWrite) != 0 && now is { } closed && old == now)
-                {
-                    bool dirty;
-                    lock (_gate) dirty = state.DirectlyModified.Remove(name);
-                    if (dirty) Emit(dir, name, InotifyMask.CloseWrite, old, closed, 0);
-                    continue;
-                }
-                Compare(dir, state, name, old, now);
+                Compare(dir, state, name, old, now, mask);
             }
         }
         FlushFrom();
     }
 
-    private void Compare(UnionNode dir, DirState state, string name, EntryState? old, EntryState? now)
+    private void Compare(UnionNode dir, DirState state, string name, EntryState? old, EntryState? now, uint rawMask = 0)
     {
         switch (old, now)
         {
@@ -296,8 +294,8 @@ public sealed class BranchWatcher : IDisposable
                 return; // a copy-up (times and size are copied with it), or an identical copy removed: the view did not change
             case ({ } a, { } b):
                 // Another file shows through (upper copy removed or added) or its data changed: IN_MODIFY; only the inode change time: IN_ATTRIB.
-                bool data = a.Branch != b.Branch || a.Dev != b.Dev || a.Ino != b.Ino || a.Size != b.Size || a.MSec != b.MSec || a.MNsec != b.MNsec;
-                if (data && !b.IsDirectory) lock (_gate) state.DirectlyModified.Add(name);
+                bool other = a.Branch != b.Branch || a.Dev != b.Dev || a.Ino != b.Ino;
+                bool data = other || a.Size != b.Size || ((rawMask & InotifyMask.Attrib) == 0 && (a.MSec != b.MSec || a.MNsec != b.MNsec));
                 Emit(dir, name, data && !b.IsDirectory ? InotifyMask.Modify : InotifyMask.Attrib, a, b, 0);
                 return;
         }
@@ -307,7 +305,7 @@ public sealed class BranchWatcher : IDisposable
     {
         bool isDir = (now ?? old)?.IsDirectory ?? false;
         var node = (now ?? old) is { } s ? _fs.FindNodeByIno(s.UnionIno) : null;
-        if ((mask & (InotifyMask.Modify | InotifyMask.Attrib | InotifyMask.CloseWrite)) != 0)
+        if ((mask & (InotifyMask.Modify | InotifyMask.Attrib)) != 0)
         {
             if (node is not null && node.Parent == dir && node.Name == name)
             {
@@ -315,7 +313,7 @@ public sealed class BranchWatcher : IDisposable
                 _hub.Object(node, mask);
             }
             else _hub.Entry(dir, name, isDir, mask);
-            if (mask != InotifyMask.CloseWrite) _kernel?.EntryChanged(dir, name);
+            _kernel?.EntryChanged(dir, name);
             return;
         }
         if ((mask & (InotifyMask.Delete | InotifyMask.MovedFrom)) != 0)
