@@ -70,6 +70,31 @@ public sealed partial class UnionFileSystem
         LocksHandleReleased(h); // locks hook: locks taken through this open file go with it
     }
 
+    private static unsafe Errno SetAttrThroughHandle(UnionHandle handle, SetAttrRequest request, out Statx st)
+    {
+        st = default;
+        var fd = handle.BackingFd;
+        bool added = false;
+        fd.DangerousAddRef(ref added);
+        try
+        {
+            if (request.Size is { } size && Sys.FTruncate(fd.Fd, size) != 0) return Sys.LastErrno;
+            if ((request.Uid is not null || request.Gid is not null) && Sys.FChown(fd.Fd, request.Uid ?? uint.MaxValue, request.Gid ?? uint.MaxValue) != 0) return Sys.LastErrno;
+            if (request.Mode is { } mode && Sys.FChmod(fd.Fd, mode & 0xFFF) != 0) return Sys.LastErrno;
+            if (request.ATime is not null || request.MTime is not null || request.ATimeNow || request.MTimeNow)
+            {
+                var omit = new Sys.Timespec(0, Sys.UTIME_OMIT);
+                var now = new Sys.Timespec(0, Sys.UTIME_NOW);
+                var times = stackalloc Sys.Timespec[2];
+                times[0] = request.ATimeNow ? now : request.ATime is { } at ? BranchIo.ToTimespec(at) : omit;
+                times[1] = request.MTimeNow ? now : request.MTime is { } mt ? BranchIo.ToTimespec(mt) : omit;
+                if (Sys.FUtimens(fd.Fd, times) != 0) return Sys.LastErrno;
+            }
+        }
+        finally { if (added) fd.DangerousRelease(); }
+        return handle.GetAttr(out st);
+    }
+
     /// <summary>chmod/chown/truncate/utimens on a node, copying it up first. <paramref name="handle"/> (optional) is used for truncation.</summary>
     public Errno SetAttr(UnionNode node, UnionHandle? handle, SetAttrRequest request, Caller caller, out Statx st)
     {
@@ -78,7 +103,12 @@ public sealed partial class UnionFileSystem
         {
             using var scope = Write();
             var re = ResolveNode(node, out var res);
-            if (re != Errno.None) return re;
+            if (re != Errno.None)
+            {
+                // An unlinked but open file (ftruncate/fchmod after unlink) is changed through its handle.
+                var open = handle ?? _nodes.HandlesOf(node).FirstOrDefault();
+                return open is null ? re : SetAttrThroughHandle(open, request, out result);
+            }
             string path = _nodes.PathOf(node)!;
             res.Dispose();
             re = EnsureWritable(path, withData: request.Size != 0, out res);

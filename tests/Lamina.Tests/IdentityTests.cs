@@ -188,3 +188,44 @@ public class HandleTests
         }
     }
 }
+
+public class UnlinkedOpenFileTests
+{
+    [Fact]
+    public void Setattr_of_an_unlinked_open_file_goes_through_its_handle()
+    {
+        using var t = new TestLayers(1);
+        using var fs = t.Mount();
+        fs.WriteText("/tmpfile", "0123456789");
+        fs.Lookup(fs.Root, "tmpfile", out var node).Ok();
+        fs.Open(node!, Sys.O_RDWR, default, out var h).Ok();
+        fs.Unlink(fs.Root, "tmpfile", default).Ok();
+        fs.SetAttr(node!, h, new SetAttrRequest { Size = 3, Mode = 0x180 }, default, out var st).Ok();
+        Assert.Equal(3ul, st.Size);
+        Assert.Equal(0x180u, st.Mode & 0xFFFu);
+        Assert.Equal(node!.Ino, st.Ino);
+        h!.Release();
+        fs.Forget(node, 1);
+    }
+
+    [Fact]
+    public void Userxattr_mode_writes_user_overlay_markers()
+    {
+        using var t = new TestLayers(1);
+        TestLayers.WriteFile(t.Lowers[0], "d/f", "x");
+        TestLayers.WriteFile(t.Lowers[0], "e/g", "x");
+        using var fs = t.Mount("userxattr");
+        fs.Paths.Rename("/d", "/d2").Ok();
+        fs.Paths.Unlink("/e/g").Ok();
+        fs.Paths.Rmdir("/e").Ok();
+        fs.Paths.Mkdir("/e").Ok();
+        Assert.Equal("/d", TestLayers.GetXattr(Path.Combine(t.Upper!, "d2"), "user.overlay.redirect"));
+        Assert.Null(TestLayers.GetXattr(Path.Combine(t.Upper!, "d2"), "trusted.overlay.redirect"));
+        Assert.Equal("y", TestLayers.GetXattr(Path.Combine(t.Upper!, "e"), "user.overlay.opaque"));
+        Assert.NotNull(TestLayers.GetXattr(Path.Combine(t.Upper!, "d2"), "user.lamina.origin"));
+        fs.Paths.ListXattr("/d2", out var names).Ok();
+        Assert.Empty(names);
+        Assert.Equal(["f"], fs.List("/d2"));
+        Assert.Empty(fs.List("/e"));
+    }
+}
