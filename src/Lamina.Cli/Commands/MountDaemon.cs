@@ -31,7 +31,9 @@ public static class MountDaemon
         union.Locks.Mirroring = a.LockMode == "local" ? Locks.LockMirroring.Local : Locks.LockMirroring.Mirror;
         union.Locks.Mandatory = a.LockMode == "mandatory";
         union.Locks.Log = log;
-        var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout) { Passthrough = a.Passthrough };
+        // locks=mandatory: every write must reach the daemon to be checked, so no kernel passthrough.
+        var passthrough = union.Locks.Mandatory ? PassthroughMode.Off : a.Passthrough;
+        var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout) { Passthrough = passthrough };
         FuseMount mount;
         try
         {
@@ -52,7 +54,7 @@ public static class MountDaemon
 
         var session = new FuseSession(mount, adapter, new FuseSessionOptions
         {
-            Passthrough = a.Passthrough != PassthroughMode.Off,
+            Passthrough = passthrough != PassthroughMode.Off,
             Workers = a.Workers ?? new FuseSessionOptions().Workers,
             Log = log,
             PosixLocks = true, FlockLocks = true, // locks: served by the union's lock table

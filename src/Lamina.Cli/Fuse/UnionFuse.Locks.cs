@@ -60,6 +60,27 @@ public sealed partial class UnionFuse
         if (Node(nodeId) is { } node) _union.Locks.ReleaseOwner(node, lockOwner);
     }
 
+    /// <summary>
+    /// locks=mandatory: a write into a range another owner locked is refused (EAGAIN) or, for a
+    /// blocking descriptor, waits. The kernel names the writer's lock owner only for direct I/O
+    /// (FUSE_WRITE_LOCKOWNER); otherwise the writing process's pid identifies it.
+    /// </summary>
+    private Errno MandatoryWrite(in RequestContext ctx, in WriteIn w, UnionHandle h)
+    {
+        if (!_union.Locks.Mandatory) return Errno.None;
+        ulong? owner = (w.WriteFlags & FuseConstants.WriteLockOwner) != 0 ? w.LockOwner : null;
+        return _union.Locks.CheckWrite(h.Node, (long)w.Offset, w.Size, owner, (int)ctx.Pid, wait: (h.Flags & Sys.O_NONBLOCK) == 0);
+    }
+
+    /// <summary>locks=mandatory: truncation writes everything from the new size on (and from the old size, when it grows).</summary>
+    private Errno MandatoryTruncate(in RequestContext ctx, UnionNode node, UnionHandle? h, long size)
+    {
+        if (!_union.Locks.Mandatory) return Errno.None;
+        long from = size;
+        if (_union.GetAttr(node, out var st) == Errno.None) from = Math.Min(size, (long)st.Size);
+        return _union.Locks.CheckWrite(node, from, long.MaxValue, null, (int)ctx.Pid, wait: h is not null && (h.Flags & Sys.O_NONBLOCK) == 0);
+    }
+
     private LockRequest ToRequest(in LkIn r)
     {
         var handle = _files.TryGetValue(r.Fh, out var f) ? f.Handle : null;

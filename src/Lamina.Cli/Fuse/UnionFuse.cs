@@ -130,6 +130,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
         UnionHandle? handle = (c.Valid & SetAttrValid.Fh) != 0 ? _files.GetValueOrDefault(c.Fh)?.Handle : null;
+        if ((c.Valid & SetAttrValid.Size) != 0 && MandatoryTruncate(in ctx, node, handle, (long)c.Size) is var me && me != Errno.None) return me; // locks=mandatory
         var request = new SetAttrRequest
         {
             Mode = (c.Valid & SetAttrValid.Mode) != 0 ? c.Mode : null,
@@ -325,6 +326,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
     {
         written = 0;
         if (!_files.TryGetValue(request.Fh, out var f)) return Errno.EBADF;
+        if (MandatoryWrite(in ctx, in request, f.Handle) is var me && me != Errno.None) return me; // locks=mandatory (UnionFuse.Locks.cs)
         var e = f.Handle.Write(data, (long)request.Offset, out int n);
         written = (uint)n;
         return e;

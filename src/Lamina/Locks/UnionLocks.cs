@@ -206,21 +206,40 @@ public sealed class UnionLocks
     }
 
     /// <summary>
-    /// Mandatory mode: may <paramref name="owner"/> write (or truncate) [start, start+count)? EAGAIN when
-    /// another owner holds a lock there (or, on the branch file, another party does).
-    /// <paramref name="owner"/> null means "nobody's locks are the writer's own" (copy-up, truncate by path).
+    /// Mandatory mode (locks=mandatory): may the writer write (or truncate) [start, start+count)?
+    /// Not while another owner holds a lock that overlaps it: EAGAIN, or, when <paramref name="wait"/>
+    /// (a blocking descriptor), wait until the range is free. The writer is known by its lock owner
+    /// when the transport has it, else by its process id (POSIX locks are a process's).
     /// </summary>
-    public Errno CheckWrite(UnionNode node, ulong? owner, long start, long count)
+    public Errno CheckWrite(UnionNode node, long start, long count, ulong? owner, int pid, bool wait)
     {
-        if (!Mandatory || count <= 0) return Errno.None;
+        if (!Mandatory || count <= 0 || start < 0) return Errno.None;
         long end = count > long.MaxValue - start ? LockRequest.ToEnd : start + count - 1;
         lock (_gate)
         {
-            if (_nodes.TryGetValue(node, out var nl))
+            while (true)
             {
-                foreach (var l in nl.Posix)
-                    if (l.Overlaps(start, end) && (owner is null || l.Owner != owner)) return Errno.EAGAIN;
+                bool blocked = _nodes.TryGetValue(node, out var nl) && nl.Posix.Any(l =>
+                    l.Overlaps(start, end) && !(owner is { } o && l.Owner == o) && !(pid > 0 && l.Pid == pid));
+                if (!blocked) return Errno.None;
+                if (!wait) return Errno.EAGAIN;
+                Monitor.Wait(_gate, 50); // a worker waits here: FUSE writes cannot be answered later
             }
+        }
+    }
+
+    /// <summary>Mandatory mode: a copy-up reads the whole lower file, so a write lock anyone holds on it (seen on the branch file) stops it.</summary>
+    private Errno CopyUpAllowed(UnionNode node)
+    {
+        foreach (var h in _fs.HandlesOfNode(node))
+        {
+            if (h.BackingBranch == null || Reopen(h, false, out var probe) != Errno.None) continue;
+            using (probe)
+            {
+                var fl = ToFLock(LockType.Read, 0, LockRequest.ToEnd);
+                if (Sys.FcntlLock(probe.Fd, Sys.F_OFD_GETLK, ref fl) == 0 && fl.Type != LockType.Unlock) return Errno.EAGAIN;
+            }
+            break;
         }
         return Errno.None;
     }
@@ -236,6 +255,7 @@ public sealed class UnionLocks
     {
         lock (_gate)
         {
+            if (Mandatory && CopyUpAllowed(node) is var ce && ce != Errno.None) return ce;
             if (!_nodes.TryGetValue(node, out var nl) || nl.Mirrors.Count == 0) return Errno.None;
             foreach (var (key, m) in nl.Mirrors)
             {

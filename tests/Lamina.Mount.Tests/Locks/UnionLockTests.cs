@@ -139,6 +139,29 @@ public class UnionLockTests
     }
 
     [MountFact]
+    public void L5_a_lease_is_broken_by_an_open_for_writing_and_the_copy_up_waits_for_the_holder()
+    {
+        using var m = Layers().Mount();
+        string f = Path.Combine(m.Merged, "data.txt");
+        using var a = new LockDriver();
+        using var b = new LockDriver();
+        Assert.Equal("ok", a.Do($"open f {f} r"));
+        Assert.Equal("ok", a.Do("lease f r"));
+        Assert.Equal("lease r", a.Do("getlease f"));
+        var open = b.Start($"open w {f} rw");
+        Assert.False(open.Wait(400), "the conflicting open did not wait for the lease holder");
+        Assert.False(File.Exists(Path.Combine(m.Upper, "data.txt")), "copy-up ran before the lease was broken");
+        Assert.Equal("sigio 1", a.Do("signals"));
+        Assert.Equal("lease u", a.Do("getlease f")); // being broken
+        Assert.Equal("ok", a.Do("lease f u"));
+        Assert.True(open.Wait(5000));
+        Assert.Equal("ok", open.Result);
+        Assert.True(File.Exists(Path.Combine(m.Upper, "data.txt")));
+        // A write lease cannot be had while another descriptor is open, as on any file.
+        Assert.Equal("err EAGAIN", a.Do("lease f w"));
+    }
+
+    [MountFact]
     public void L6_two_mounts_over_one_lower_layer_see_each_others_locks_until_one_copies_the_file_up()
     {
         using var m1 = Layers().Mount();
@@ -239,6 +262,41 @@ public class UnionLockTests
         Assert.True(Eventually(() => BranchHolder(Path.Combine(m.Lower(0), "data.txt")) == Sys.F_UNLCK, 10_000));
         Assert.True(Eventually(() => BranchHolder(Path.Combine(m.Upper, "upper-only.txt")) == Sys.F_UNLCK, 10_000));
         a.Kill();
+    }
+
+    [MountFact]
+    public void L7_mandatory_writes_and_truncation_into_another_owners_range_fail_or_wait_and_copy_up_never_bypasses_a_lock()
+    {
+        using var m = Layers().Mount("locks=mandatory");
+        string f = Path.Combine(m.Merged, "upper-only.txt");
+        using var a = new LockDriver();
+        using var b = new LockDriver();
+        Assert.Equal("ok", a.Do($"open f {f} rw"));
+        Assert.Equal("ok", a.Do("lk f setlk r 0 4"));
+        Assert.Equal("ok", b.Do($"open n {f} rwn"));
+        Assert.Equal("ok", b.Do($"open f {f} rw"));
+        Assert.Equal("err EAGAIN", b.Do("write n 2 xx"));
+        Assert.Equal("ok 2", b.Do("write n 4 xx")); // just past the lock
+        Assert.Equal("ok 1", a.Do("write f 0 A")); // the holder's own range
+        Assert.Equal("err EAGAIN", b.Do("truncate n 3"));
+        var blocked = b.Start("write f 1 yy");
+        Assert.False(blocked.Wait(300), "a blocking descriptor's write did not wait for the lock");
+        Assert.Equal("ok", a.Do("lk f setlk u 0 0"));
+        Assert.True(blocked.Wait(5000));
+        Assert.Equal("ok 2", blocked.Result);
+        Assert.Equal("ok", b.Do("truncate n 3"));
+
+        // A process holding a write lock on the lower file itself: copying the file up would read
+        // under its lock, so the open for writing is refused until it lets go.
+        using var direct = new LockDriver();
+        Assert.Equal("ok", direct.Do($"open f {Path.Combine(m.Lower(0), "data.txt")} rw"));
+        Assert.Equal("ok", direct.Do("lk f setlk w 0 0"));
+        Assert.Equal("ok", a.Do($"open d {Path.Combine(m.Merged, "data.txt")} r"));
+        Assert.Equal("err EAGAIN", b.Do($"open d {Path.Combine(m.Merged, "data.txt")} rw"));
+        Assert.False(File.Exists(Path.Combine(m.Upper, "data.txt")));
+        Assert.Equal("ok", direct.Do("lk f setlk u 0 0"));
+        Assert.Equal("ok", b.Do($"open d {Path.Combine(m.Merged, "data.txt")} rw"));
+        Assert.True(File.Exists(Path.Combine(m.Upper, "data.txt")));
     }
 
     [MountFact]

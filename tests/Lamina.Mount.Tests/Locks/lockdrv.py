@@ -2,7 +2,7 @@
 """One lock owner for the lock tests: reads one command per line on stdin, answers one line.
 
 Commands (fds are names the controller chooses):
-  open NAME PATH r|rw          -> ok | err ERRNO
+  open NAME PATH r|rw|rwn      -> ok | err ERRNO   (rwn: O_RDWR|O_NONBLOCK)
   close NAME                   -> ok | err ERRNO
   lk NAME CMD TYPE START LEN   CMD: setlk setlkw getlk ofd_setlk ofd_setlkw ofd_getlk; TYPE: r w u
                                -> ok | err ERRNO | lk TYPE START LEN PID (getlk) | lk u
@@ -11,6 +11,7 @@ Commands (fds are names the controller chooses):
   truncate NAME SIZE           -> ok | err ERRNO
   lease NAME r|w|u             -> ok | err ERRNO   (F_SETLEASE)
   getlease NAME                -> lease r|w|u
+  signals                      -> sigio N   (lease-break notifications received so far)
   alarm SECONDS                -> ok   (SIGALRM then interrupts a blocking call: err EINTR)
   pid                          -> PID
   exit
@@ -35,6 +36,14 @@ def on_alarm(signum, frame):
 
 
 signal.signal(signal.SIGALRM, on_alarm)
+sigio = [0]
+
+
+def on_sigio(signum, frame):
+    sigio[0] += 1  # a lease holder is told to let go (the default action would end the process)
+
+
+signal.signal(signal.SIGIO, on_sigio)
 fds = {}
 
 
@@ -48,11 +57,13 @@ def run(words):
     op = words[0]
     if op == "pid":
         return str(os.getpid())
+    if op == "signals":
+        return f"sigio {sigio[0]}"
     if op == "alarm":
         signal.setitimer(signal.ITIMER_REAL, float(words[1]))
         return "ok"
     if op == "open":
-        flags = os.O_RDONLY if words[3] == "r" else os.O_RDWR
+        flags = {"r": os.O_RDONLY, "rw": os.O_RDWR, "rwn": os.O_RDWR | os.O_NONBLOCK}[words[3]]
         fds[words[1]] = os.open(words[2], flags | os.O_CLOEXEC)
         return "ok"
     fd = fds[words[1]]
