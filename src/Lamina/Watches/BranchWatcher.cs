@@ -133,6 +133,7 @@ public sealed class BranchWatcher : IDisposable
     /// <summary>The engine changed this name itself: take its new state as the reference, so the branch echo is no event.</summary>
     private void OnEngineChanged(UnionNode dir, string name)
     {
+        Trace($"engine changed {dir.Name}/{name}");
         DirState? state;
         lock (_gate) if (!_dirs.TryGetValue(dir, out state)) return;
         var s = _fs.EntryStateOf(dir, name);
@@ -171,6 +172,7 @@ public sealed class BranchWatcher : IDisposable
             state.Versions[node.Name] = state.Versions.GetValueOrDefault(node.Name) + 1;
             if (now is { } v) state.Names[node.Name] = v; else state.Names.Remove(node.Name);
         }
+        Trace($"closing {node.Name}: {old?.Size} -> {now?.Size}");
         if (old is { } a && now is { } b && a != b && (a.Size != b.Size || a.MSec != b.MSec || a.MNsec != b.MNsec))
             _hub.Object(node, InotifyMask.Modify);
     }
@@ -240,6 +242,7 @@ public sealed class BranchWatcher : IDisposable
             string name = rawName;
             if (name == Markers.AufsOpaque) { foreach (var d in dirs) Rescan(d); continue; }
             if (name.StartsWith(Markers.AufsWhiteoutPrefix, StringComparison.Ordinal)) name = name[Markers.AufsWhiteoutPrefix.Length..];
+            Trace($"raw {InotifyMask.Format(mask)} {rawName} dirs {dirs.Count}");
             foreach (var dir in dirs)
             lock (_emitGate) // an event about a name goes out before the engine's next event about it (see OnClosingForWrite)
             {
@@ -348,6 +351,13 @@ public sealed class BranchWatcher : IDisposable
         List<UnionNode> dirs;
         lock (_gate) dirs = [.. _dirs.Keys];
         foreach (var d in dirs) Rescan(d);
+    }
+
+    private static readonly string? TraceFile = Environment.GetEnvironmentVariable("LAMINA_WATCH_TRACE");
+
+    private static void Trace(string line)
+    {
+        if (TraceFile is not null) lock (typeof(BranchWatcher)) File.AppendAllText(TraceFile, $"{DateTime.UtcNow:HH:mm:ss.ffffff} {line}\n");
     }
 
     public void Dispose()
