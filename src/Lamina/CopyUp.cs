@@ -13,7 +13,7 @@ public sealed partial class UnionFileSystem
     private const int CopyChunk = 1 << 20;
 
     /// <summary>Copies the object at <paramref name="path"/> up into branch <paramref name="b"/> (its parent chain first).</summary>
-    internal Errno CopyUpTo(string path, Branch b, bool withData)
+    internal Errno CopyUpTo(string path, Branch b, bool withData, bool metadataOnly = false)
     {
         if (path.Length == 0) return Errno.None;
         var e = PrepareDirectory(UnionPath.Parent(path), b);
@@ -35,12 +35,15 @@ public sealed partial class UnionFileSystem
                 BranchIo.Stat(b.IndexFd.Fd, IndexName(ino), out _) == Errno.None)
             {
                 e = Sys.LinkAt(b.IndexFd.Fd, IndexName(ino), dstDir.DirFd!.Fd, res.Name, 0) == 0 ? Errno.None : Sys.LastErrno;
-                if (e == Errno.None) AfterCopyUp(path, ino, res.Name, dstDir);
+                if (e == Errno.None) AfterCopyUp(path, ino, res.Name, dstDir, moveHandles: true);
                 return e;
             }
 
+            // overlayfs metacopy: chmod/chown/utimes/xattr changes copy only metadata; the data stays below.
+            bool metacopy = metadataOnly && _options.Metacopy && src.St.IsRegular && src.St.NLink <= 1 && !src.IsMetacopy && !src.IsIndex;
             string tmp = b.NextTempName();
-            e = BuildCopy(src, work, tmp, withData, path);
+            e = BuildCopy(src, res.Data, work, tmp, withData && !metacopy, path);
+            if (e == Errno.None && metacopy) e = MakeMetacopy(work, tmp, src);
             if (e == Errno.None) e = CopyMetadata(src, work, tmp, ino);
             if (e == Errno.None && src.St.IsRegular && src.St.NLink > 1 && _options.Index && b.IndexFd is not null)
             {
@@ -57,7 +60,50 @@ public sealed partial class UnionFileSystem
                     RemoveIndexIfOrphan(b, ino);
                 return e;
             }
-            AfterCopyUp(path, ino, res.Name, dstDir);
+            AfterCopyUp(path, ino, res.Name, dstDir, moveHandles: !metacopy);
+            return Errno.None;
+        }
+    }
+
+    /// <summary>Sizes the empty copy like the original (sparse) and marks it metadata-only, pointing at its data.</summary>
+    private Errno MakeMetacopy(int work, string tmp, Layer src)
+    {
+        var e = BranchIo.OpenAt(work, tmp, Sys.O_WRONLY | Sys.O_NOFOLLOW, 0, out var fd);
+        if (e != Errno.None) return e;
+        using (fd) if (Sys.FTruncate(fd.Fd, (long)src.St.Size) != 0) return Sys.LastErrno;
+        e = BranchIo.OpenPath(work, tmp, out var pfd);
+        if (e != Errno.None) return e;
+        using (pfd)
+        {
+            e = BranchIo.SetXattr(pfd.Fd, _markers.Metacopy, ReadOnlySpan<byte>.Empty);
+            if (e != Errno.None) return e;
+            return BranchIo.SetXattr(pfd.Fd, _markers.Redirect, System.Text.Encoding.UTF8.GetBytes("/" + src.RelPath));
+        }
+    }
+
+    /// <summary>Turns a metadata-only copy in a writable branch into a full one (before its data is written).</summary>
+    internal Errno CopyUpData(string path)
+    {
+        var e = Resolve(path, out var res);
+        if (e != Errno.None) return e;
+        using (res)
+        {
+            var top = res.Top;
+            if (!top.IsMetacopy) return Errno.None;
+            var b = top.Branch;
+            int work = b.WorkFd!.Fd;
+            string tmp = b.NextTempName();
+            ulong ino = ComputeIno(res);
+            e = BuildCopy(top, res.Data, work, tmp, withData: true, path);
+            if (e == Errno.None) e = CopyMetadata(top, work, tmp, ino);
+            if (e == Errno.None) e = BranchIo.Rename(work, tmp, top.ParentFd, top.Name);
+            if (e != Errno.None)
+            {
+                BranchIo.RemoveTree(work, tmp);
+                return e;
+            }
+            var dir = res.ParentLayerIn(b)!;
+            AfterCopyUp(path, ino, res.Name, dir, moveHandles: true);
             return Errno.None;
         }
     }
@@ -69,7 +115,7 @@ public sealed partial class UnionFileSystem
     }
 
     /// <summary>Marks the parent impure, moves open handles onto the new copy and tells listeners.</summary>
-    private void AfterCopyUp(string path, ulong ino, string name, Layer dstDir)
+    private void AfterCopyUp(string path, ulong ino, string name, Layer dstDir, bool moveHandles)
     {
         MarkImpure(dstDir.DirFd!.Fd);
         var node = _nodes.FindByIno(ino);
@@ -77,7 +123,8 @@ public sealed partial class UnionFileSystem
         _copyUpInProgress = true;
         try
         {
-            foreach (var h in _nodes.HandlesOf(node)) h.ReopenAt(dstDir.DirFd.Fd, name, dstDir.Branch);
+            if (moveHandles)
+                foreach (var h in _nodes.HandlesOf(node)) h.ReopenAt(dstDir.DirFd.Fd, name, dstDir.Branch);
             node.BackingBranch = dstDir.Branch;
         }
         finally { _copyUpInProgress = false; }
@@ -86,14 +133,14 @@ public sealed partial class UnionFileSystem
 
     private void MarkImpure(int dirPathFd) => BranchIo.SetXattr(dirPathFd, _markers.Impure, "y"u8);
 
-    private Errno BuildCopy(Layer src, int work, string tmp, bool withData, string path)
+    private Errno BuildCopy(Layer src, Layer data, int work, string tmp, bool withData, string path)
     {
         switch (src.St.FileType)
         {
             case ModeBits.S_IFREG:
             {
-                var e = BranchIo.OpenAt(src.ParentFd, src.Name, Sys.O_RDONLY | Sys.O_NOFOLLOW | Sys.O_NOATIME, 0, out var input);
-                if (e == Errno.EPERM) e = BranchIo.OpenAt(src.ParentFd, src.Name, Sys.O_RDONLY | Sys.O_NOFOLLOW, 0, out input);
+                var e = BranchIo.OpenAt(data.ParentFd, data.Name, Sys.O_RDONLY | Sys.O_NOFOLLOW | Sys.O_NOATIME, 0, out var input);
+                if (e == Errno.EPERM) e = BranchIo.OpenAt(data.ParentFd, data.Name, Sys.O_RDONLY | Sys.O_NOFOLLOW, 0, out input);
                 if (e != Errno.None) return e;
                 using (input)
                 {

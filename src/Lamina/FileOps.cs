@@ -44,7 +44,7 @@ public sealed partial class UnionFileSystem
         var e = ResolveNode(node, out var res);
         if (e != Errno.None) return e;
         string path = _nodes.PathOf(node)!;
-        if (write && !res.Top.InPlaceWritable)
+        if (write && (!res.Top.InPlaceWritable || res.Top.IsMetacopy))
         {
             if (res.Top.IsDir) { res.Dispose(); return Errno.EISDIR; }
             res.Dispose();
@@ -53,7 +53,8 @@ public sealed partial class UnionFileSystem
         }
         using (res)
         {
-            var top = res.Top;
+            // A metadata-only copy is read from the lower file holding its data.
+            var top = write ? res.Top : res.Data;
             if (top.IsDir && (openFlags & Sys.O_ACCMODE) != Sys.O_RDONLY) return Errno.EISDIR;
             int flags = (openFlags & ~(Sys.O_CREAT | Sys.O_EXCL | Sys.O_NOCTTY)) | Sys.O_NOFOLLOW;
             e = BranchIo.OpenAt(top.ParentFd, top.Name, flags, 0, out var fd);
@@ -111,7 +112,7 @@ public sealed partial class UnionFileSystem
             }
             string path = _nodes.PathOf(node)!;
             res.Dispose();
-            re = EnsureWritable(path, withData: request.Size != 0, out res);
+            re = EnsureWritable(path, withData: request.Size != 0, out res, metadataOnly: request.Size is null);
             if (re != Errno.None) return re;
             using (res)
             {

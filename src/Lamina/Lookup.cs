@@ -30,6 +30,10 @@ internal sealed class Layer
     /// <summary>Origin read with the directory's markers (0 = none); valid when <see cref="OriginKnown"/>.</summary>
     public ulong Origin { get; set; }
     public bool OriginKnown { get; set; }
+    /// <summary>A metadata-only copy (overlayfs metacopy): its data is in the <see cref="IsData"/> layer below.</summary>
+    public bool IsMetacopy { get; set; }
+    /// <summary>The lower file holding the data of a metacopy top.</summary>
+    public bool IsData { get; init; }
 
     public bool IsDir => St.IsDirectory;
     /// <summary>The object can be changed where it is (a writable branch, not an index stand-in).</summary>
@@ -54,6 +58,9 @@ internal sealed class Resolution : IDisposable
 
     public bool Exists => Layers.Count > 0;
     public Layer Top => Layers[0];
+    /// <summary>Where the top's data is: the lower file of a metacopy top, else the top itself.</summary>
+    public Layer? DataLayer { get; set; }
+    public Layer Data => DataLayer ?? Top;
 
     public SafeFd Own(SafeFd fd) { _owned.Add(fd); return fd; }
 
@@ -135,6 +142,7 @@ public sealed partial class UnionFileSystem
                 res.Layers.AddRange(found);
                 res.WhiteoutBranch = whiteoutBranch;
                 if (found.Count == 1 && !found[0].IsDir) SubstituteIndexEntry(res);
+                res.DataLayer = found.FirstOrDefault(l => l.IsData);
                 return Errno.None;
             }
             if (found.Count == 0) { res.Dispose(); return Errno.ENOENT; }
@@ -175,6 +183,7 @@ public sealed partial class UnionFileSystem
             if (found.Count > 0 && !st.IsDirectory) break;
             var layer = new Layer { Branch = pl.Branch, ParentFd = dirFd, Name = lookupName, RelPath = UnionPath.Join(pl.RelPath, lookupName), St = st, MayHaveOrigin = pl.Impure };
             found.Add(layer);
+            if (st.IsRegular && _options.Metacopy && pl.Impure) FindMetacopyData(res, layer, parents, i, found);
             if (!st.IsDirectory) break;
             e = LoadDirMarkers(res, layer);
             if (e != Errno.None) return e;
@@ -238,7 +247,7 @@ public sealed partial class UnionFileSystem
             }
             else if (name == _markers.Whiteouts) layer.XWhiteouts = true;
             else if (name == _markers.Redirect) layer.Redirect = BranchIo.AsString(BranchIo.GetXattr(fd, layer.DirFdIsPath, name));
-            else if (name == _markers.Impure) layer.Impure = true;
+            else if (name == _markers.Impure || name == _markers.OverlayImpure) layer.Impure = true;
             else if (name == _markers.Origin) layer.Origin = DecodeOrigin(BranchIo.GetXattr(fd, layer.DirFdIsPath, name));
         }
     }
@@ -272,6 +281,47 @@ public sealed partial class UnionFileSystem
                 FollowAbsoluteRedirect(res, next, b.Index, found);
                 return;
             }
+        }
+    }
+
+    /// <summary>For a metadata-only copy, adds the layer that holds its data (by its redirect, else by name below).</summary>
+    private void FindMetacopyData(Resolution res, Layer layer, List<Layer> parents, int index, List<Layer> found)
+    {
+        if (BranchIo.OpenPath(layer.ParentFd, layer.Name, out var pfd) != Errno.None) return;
+        string? redirect;
+        using (pfd)
+        {
+            if (BranchIo.GetXattr(pfd.Fd, _markers.Metacopy) is null) return;
+            redirect = BranchIo.GetXattrString(pfd.Fd, _markers.Redirect);
+        }
+        layer.IsMetacopy = true;
+        if (redirect is not null && redirect.StartsWith('/'))
+        {
+            var comps = redirect.Trim('/').Split('/', StringSplitOptions.RemoveEmptyEntries);
+            foreach (var b in _branches.Branches)
+            {
+                if (b.Index <= layer.Branch.Index || comps.Length == 0) continue;
+                int dirFd = b.RootFd.Fd;
+                bool reachable = true;
+                for (int c = 0; c < comps.Length - 1 && reachable; c++)
+                {
+                    if (BranchIo.OpenAt(dirFd, comps[c], BranchIo.DirPathFlags, 0, out var next) != Errno.None) reachable = false;
+                    else dirFd = res.Own(next).Fd;
+                }
+                if (!reachable || BranchIo.Stat(dirFd, comps[^1], out var st) != Errno.None || !st.IsRegular) continue;
+                found.Add(new Layer { Branch = b, ParentFd = dirFd, Name = comps[^1], RelPath = redirect.Trim('/'), St = st, IsData = true });
+                return;
+            }
+            return;
+        }
+        for (int j = index + 1; j < parents.Count; j++)
+        {
+            var pl = parents[j];
+            string name = redirect ?? layer.Name;
+            if (BranchIo.Stat(pl.DirFd!.Fd, name, out var st) != Errno.None) continue;
+            if (st.IsRegular && !BranchIo.IsWhiteoutDevice(st))
+                found.Add(new Layer { Branch = pl.Branch, ParentFd = pl.DirFd.Fd, Name = name, RelPath = UnionPath.Join(pl.RelPath, name), St = st, IsData = true });
+            return;
         }
     }
 

@@ -17,6 +17,8 @@ internal sealed class Markers
         Redirect = overlay + "redirect";
         Whiteout = overlay + "whiteout";
         Whiteouts = overlay + "whiteouts";
+        Metacopy = overlay + "metacopy";
+        OverlayImpure = overlay + "impure";
         Origin = own + "origin";
         Impure = own + "impure";
     }
@@ -29,6 +31,10 @@ internal sealed class Markers
     public string Whiteout { get; }
     /// <summary>Older form of the parent marker for xattr whiteouts.</summary>
     public string Whiteouts { get; }
+    /// <summary>On an upper regular file: metadata only; the data is in the lower file (by redirect or the same name).</summary>
+    public string Metacopy { get; }
+    /// <summary>overlayfs's own "entries here carry an origin" marker.</summary>
+    public string OverlayImpure { get; }
     /// <summary>Lamina: the union inode number of a copied-up object (8 bytes, little endian).</summary>
     public string Origin { get; }
     /// <summary>Lamina: this upper directory holds entries carrying <see cref="Origin"/>; readdir must read it per entry.</summary>

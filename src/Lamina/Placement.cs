@@ -62,18 +62,25 @@ public sealed partial class UnionFileSystem
     /// Resolves <paramref name="path"/> so that its top layer is changeable in place, copying it up to a
     /// writable branch first if it lives in a read-only one. ENOSPC on one branch moves on to the next.
     /// </summary>
-    internal Errno EnsureWritable(string path, bool withData, out Resolution res)
+    internal Errno EnsureWritable(string path, bool withData, out Resolution res, bool metadataOnly = false)
     {
         var e = Resolve(path, out res);
         if (e != Errno.None) return e;
         if (!res.Exists) { res.Dispose(); return Errno.ENOENT; }
-        if (res.Top.InPlaceWritable) return Errno.None;
+        if (res.Top.InPlaceWritable)
+        {
+            if (!res.Top.IsMetacopy || metadataOnly) return Errno.None;
+            res.Dispose();
+            e = CopyUpData(path);
+            if (e != Errno.None) { res = null!; return e; }
+            return Resolve(path, out res);
+        }
         var top = res.Top;
         var order = _options.Policies.CopyUp.Order(top.IsIndex
             ? [new PlacementCandidate(top.Branch, true)]
             : Candidates(res, top.Branch.Index));
         res.Dispose();
-        e = TryBranches(order, b => CopyUpTo(path, b, withData));
+        e = TryBranches(order, b => CopyUpTo(path, b, withData, metadataOnly));
         if (e != Errno.None) { res = null!; return e; }
         e = Resolve(path, out res);
         if (e == Errno.None && (!res.Exists || !res.Top.InPlaceWritable)) { res.Dispose(); return Errno.EIO; }

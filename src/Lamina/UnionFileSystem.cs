@@ -192,6 +192,7 @@ public sealed partial class UnionFileSystem : IDisposable
             NoteBacking(node, res);
             st = res.Top.St;
             st.Ino = ino;
+            if (res.Top.IsMetacopy) st.Blocks = res.Data.St.Blocks;
             return Errno.None;
         }
     }
@@ -224,6 +225,7 @@ public sealed partial class UnionFileSystem : IDisposable
             {
                 result = res.Top.St;
                 result.Ino = node.Ino;
+                if (res.Top.IsMetacopy) result.Blocks = res.Data.St.Blocks;
                 return Errno.None;
             }
         });

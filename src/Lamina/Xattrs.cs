@@ -108,7 +108,7 @@ public sealed partial class UnionFileSystem
         if (e != Errno.None) return e;
         string path = _nodes.PathOf(node)!;
         res.Dispose();
-        e = EnsureWritable(path, withData: true, out res);
+        e = EnsureWritable(path, withData: true, out res, metadataOnly: true);
         if (e != Errno.None) return e;
         using (res)
         {

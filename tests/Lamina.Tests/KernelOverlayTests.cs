@@ -48,16 +48,35 @@ public class KernelOverlayTests(ITestOutputHelper output)
         output.WriteLine($"{runs} sequences, {total} operations matched kernel overlayfs, both ways of interop checked");
     }
 
-    private static string? RunBoth(Scenario scenario, List<Op> ops)
+    [Fact]
+    public void Same_results_as_kernel_overlayfs_with_metacopy()
     {
+        var why = CannotMountReason();
+        Assert.True(why is null, $"kernel overlayfs is needed for this test and cannot be mounted here: {why}");
+        for (int i = 0; i < 10; i++)
+        {
+            var scenario = Scenario.Generate(7000 + i, 40);
+            var failure = RunBoth(scenario, scenario.Ops, metacopy: true);
+            if (failure is not null)
+            {
+                var minimal = Scenario.Shrink(scenario.Ops, c => RunBoth(scenario, c, metacopy: true) is not null, budget: 80);
+                Assert.Fail($"union and kernel overlayfs (metacopy=on) disagree.\nMinimal sequence:\n{scenario.Describe(minimal)}\n{RunBoth(scenario, minimal, metacopy: true)}");
+            }
+        }
+    }
+
+    private static string? RunBoth(Scenario scenario, List<Op> ops, bool metacopy = false)
+    {
+        string kernelOptions = metacopy ? "redirect_dir=on,metacopy=on,index=off" : "redirect_dir=on,index=off";
+        string engineOptions = metacopy ? "metacopy=on" : "";
         using var kt = new TestLayers(lowers: 2);
         using var et = new TestLayers(lowers: 2);
         scenario.Materialize(kt);
         scenario.Materialize(et);
-        var mnt = kt.MountKernel(out var why);
+        var mnt = kt.MountKernel(out var why, kernelOptions);
         if (mnt is null) return why;
         var kernel = new KernelDriver(mnt);
-        var fs = et.Mount();
+        var fs = et.Mount(engineOptions);
         var engine = new EngineDriver(fs);
         try
         {
@@ -76,13 +95,13 @@ public class KernelOverlayTests(ITestOutputHelper output)
 
             // The engine reads what the kernel wrote.
             kt.UnmountKernel(mnt);
-            var reader = kt.Mount();
+            var reader = kt.Mount(engineOptions);
             diff = Scenario.CompareSnapshots(finalView, new EngineDriver(reader).Snapshot(), "kernel", "union over the kernel's upper");
             if (diff is not null) return $"engine reading kernel-written layers:\n{diff}";
 
             // The kernel reads what the engine wrote.
             et.Unmount(fs);
-            var kmnt = et.MountKernel(out why);
+            var kmnt = et.MountKernel(out why, kernelOptions);
             if (kmnt is null) return $"kernel cannot mount the engine's layers: {why}";
             diff = Scenario.CompareSnapshots(finalView, new KernelDriver(kmnt).Snapshot(), "kernel", "kernel over the union's upper");
             et.UnmountKernel(kmnt);

@@ -37,13 +37,28 @@ public class ModelBasedTests(ITestOutputHelper output)
         output.WriteLine($"{runs} runs, {ops} operations, {sw.Elapsed.TotalSeconds:F1} s");
     }
 
+    [Fact]
+    public void Union_with_metacopy_agrees_with_model()
+    {
+        for (int i = 0; i < 20; i++)
+        {
+            var scenario = Scenario.Generate(3000 + i, OpsPerRun);
+            var failure = Run(scenario, scenario.Ops, "metacopy=on");
+            if (failure is not null)
+            {
+                var minimal = Scenario.Shrink(scenario.Ops, candidate => Run(scenario, candidate, "metacopy=on") is not null);
+                Assert.Fail($"union (metacopy=on) and model disagree.\nMinimal sequence:\n{scenario.Describe(minimal)}\n{Run(scenario, minimal, "metacopy=on")}");
+            }
+        }
+    }
+
     /// <summary>Runs <paramref name="ops"/> on a fresh union and a fresh model; the first disagreement, or null.</summary>
-    internal static string? Run(Scenario scenario, List<Op> ops)
+    internal static string? Run(Scenario scenario, List<Op> ops, string mountOptions = "")
     {
         using var t = new TestLayers(lowers: 2);
         scenario.Materialize(t);
         var model = scenario.InitialModel();
-        var fs = t.Mount();
+        var fs = t.Mount(mountOptions);
         var engine = new EngineDriver(fs);
         try
         {
@@ -59,7 +74,7 @@ public class ModelBasedTests(ITestOutputHelper output)
                 if (diff is not null) return $"after step {i} ({op}):\n{diff}";
             }
             t.Unmount(fs);
-            fs = t.Mount();
+            fs = t.Mount(mountOptions);
             diff = Scenario.CompareSnapshots(model.Snapshot(), new EngineDriver(fs).Snapshot(), "model", "remounted union");
             return diff is null ? null : $"after remount:\n{diff}";
         }
