@@ -30,12 +30,16 @@ internal sealed class Waiter(NodeLocks node, LockRequest request)
 /// The lock held on a branch file for one union owner: an open file description of the branch file,
 /// so the branch's own lock manager sees it as one owner, exactly like the union's table does.
 /// </summary>
-internal sealed class Mirror(SafeFd fd, bool writable, Branch? branch, string file)
+internal sealed class Mirror(SafeFd fd, bool writable, Branch? branch, UnionHandle? openedThrough)
 {
     public SafeFd Fd = fd;
     public bool Writable = writable;
     public Branch? Branch = branch;
-    public string File = file;
+    /// <summary>The handle it was opened through (for diagnostics); an idle mirror is kept for the owner's next lock until a handle of the node is released.</summary>
+    public UnionHandle? OpenedThrough = openedThrough;
+
+    /// <summary>The branch file's path, as the kernel names it (only asked for by listings and logs).</summary>
+    public string File => Sys.ReadLink(Sys.AT_FDCWD, BranchIo.ProcPath(Fd.Fd)) ?? "?";
     /// <summary>The same locks taken on the copy being built by copy-up, before it is published.</summary>
     public SafeFd? Staged;
 }

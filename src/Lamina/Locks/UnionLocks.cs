@@ -165,6 +165,8 @@ public sealed class UnionLocks
                 if (!HoldsAny(nl, key)) DropMirror(nl, key);
                 else ResyncMirror(nl, key);
             }
+            foreach (var key in nl.Mirrors.Keys.ToList())
+                if (!HoldsAny(nl, key)) DropMirror(nl, key); // idle mirrors go with any release, so none outlives its handles
             // Waiters that came through this handle can no longer be granted to anyone.
             foreach (var w in nl.Waiters.Where(w => w.Request.Handle == handle).ToList()) Finish(w, Errno.EBADF);
             if (changed) Wake(nl);
@@ -291,7 +293,6 @@ public sealed class UnionLocks
                 nl.Retired.Add((m.Branch, m.Fd));
                 m.Fd = fresh;
                 m.Branch = node.BackingBranch;
-                m.File = FileOf(fresh);
             }
             PruneRetired(nl);
         }
@@ -376,7 +377,8 @@ public sealed class UnionLocks
             }
         }
         changed |= nl.ApplyPosix(r);
-        if (r.Type == LockType.Unlock && !HoldsAny(nl, key)) DropMirror(nl, key);
+        // An owner that let go of everything keeps its (now lock-free) mirror for its next lock:
+        // reopening the branch file for every lock/unlock pair would double their cost.
         return Errno.None;
     }
 
@@ -399,7 +401,7 @@ public sealed class UnionLocks
         }
         if (r.Type == LockType.Unlock)
         {
-            DropMirror(nl, key);
+            if (nl.Mirrors.TryGetValue(key, out var idle)) FlockCall(idle.Fd.Fd, Sys.LOCK_UN);
             return Errno.None;
         }
         foreach (var f in nl.Flocks)
@@ -535,7 +537,7 @@ public sealed class UnionLocks
         }
         // Read-only unless a write lock needs more: a file open for writing cannot be executed.
         if (Reopen(r.Handle!, needWrite, out var fd) != Errno.None) return null;
-        m = new Mirror(fd, needWrite, r.Handle!.BackingBranch, FileOf(fd));
+        m = new Mirror(fd, needWrite, r.Handle!.BackingBranch, r.Handle);
         nl.Mirrors[key] = m;
         return m;
     }
