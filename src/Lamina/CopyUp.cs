@@ -146,7 +146,15 @@ public sealed partial class UnionFileSystem
                 {
                     e = BranchIo.OpenAt(work, tmp, Sys.O_WRONLY | Sys.O_CREAT | Sys.O_EXCL | Sys.O_NOFOLLOW, 0x180, out var output);
                     if (e != Errno.None) return e;
-                    using (output) return withData ? CopyData(input.Fd, output.Fd, (long)src.St.Size, path) : Errno.None;
+                    using (output)
+                    {
+                        if (!withData) return Errno.None;
+                        e = CopyData(input.Fd, output.Fd, (long)src.St.Size, path);
+                        // Like overlayfs (unless volatile): the data is on disk before the copy is published,
+                        // so a power loss cannot leave a visible but empty or short file.
+                        if (e == Errno.None && !_options.MountFlags.ContainsKey("volatile") && Sys.FSync(output.Fd) != 0) e = Sys.LastErrno;
+                        return e;
+                    }
                 }
             }
             case ModeBits.S_IFDIR:
