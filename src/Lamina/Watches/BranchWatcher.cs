@@ -196,25 +196,38 @@ public sealed class BranchWatcher : IDisposable
             fixed (byte* p = buffer) n = Sys.Read(_fd, p, (nuint)buffer.Length);
             if (n <= 0) continue;
             pending.Clear();
-            for (int off = 0; off < n;)
+            Parse(buffer, n, pending);
+            // A rename's two halves can be split across reads: wait briefly for the IN_MOVED_TO.
+            for (int tries = 0; tries < 5 && pending.Count > 0 && (pending[^1].Mask & InotifyMask.MovedFrom) != 0; tries++)
             {
-                var h = MemoryMarshal.Read<InotifyEventHeader>(buffer.AsSpan(off));
-                int nameStart = off + Marshal.SizeOf<InotifyEventHeader>();
-                string? name = null;
-                if (h.Len > 0)
-                {
-                    var raw = buffer.AsSpan(nameStart, (int)h.Len);
-                    int z = raw.IndexOf((byte)0);
-                    name = Encoding.UTF8.GetString(z < 0 ? raw : raw[..z]);
-                }
-                pending.Add((h.Wd, h.Mask, h.Cookie, name));
-                off = nameStart + (int)h.Len;
+                pfd = new Sys.PollFd { Fd = _fd, Events = Sys.POLLIN };
+                if (Sys.Poll(&pfd, 1, 2) <= 0) continue;
+                fixed (byte* p = buffer) n = Sys.Read(_fd, p, (nuint)buffer.Length);
+                if (n > 0) Parse(buffer, n, pending);
             }
             try { Handle(pending); }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
             {
                 // the union is going away
             }
+        }
+    }
+
+    private static void Parse(byte[] buffer, long n, List<(int Wd, uint Mask, uint Cookie, string? Name)> pending)
+    {
+        for (int off = 0; off < n;)
+        {
+            var h = MemoryMarshal.Read<InotifyEventHeader>(buffer.AsSpan(off));
+            int nameStart = off + Marshal.SizeOf<InotifyEventHeader>();
+            string? name = null;
+            if (h.Len > 0)
+            {
+                var raw = buffer.AsSpan(nameStart, (int)h.Len);
+                int z = raw.IndexOf((byte)0);
+                name = Encoding.UTF8.GetString(z < 0 ? raw : raw[..z]);
+            }
+            pending.Add((h.Wd, h.Mask, h.Cookie, name));
+            off = nameStart + (int)h.Len;
         }
     }
 

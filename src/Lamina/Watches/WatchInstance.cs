@@ -298,7 +298,7 @@ public sealed class WatchInstance : IDisposable
                 {
                     int wd = int.Parse(f[1], CultureInfo.InvariantCulture);
                     uint mask = uint.Parse(f[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-                    string path = Uri.UnescapeDataString(f[3]);
+                    string path = f[3].Contains('%') ? Uri.UnescapeDataString(f[3]) : f[3];
                     var e = _targets.Resolve(path, followLast: false, out var target);
                     if (e != Errno.None) { lost.Add(wd); break; }
                     Watch w;
