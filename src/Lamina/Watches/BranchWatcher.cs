@@ -52,6 +52,7 @@ public sealed class BranchWatcher : IDisposable
         public readonly Dictionary<string, long> Versions = new(StringComparer.Ordinal);
         public readonly HashSet<int> BranchWds = [];
         public int Followers;
+        public bool NeedsScan;
     }
 
     public BranchWatcher(UnionFileSystem fs, IKernelCacheInvalidator? kernel = null)
@@ -65,6 +66,23 @@ public sealed class BranchWatcher : IDisposable
 
     /// <summary>Branch events handled so far (for tests and the benchmark).</summary>
     public long BranchEvents;
+
+    /// <summary>
+    /// W4: how often watched directories are compared with their snapshots when a contributing branch
+    /// cannot report changes by itself (network filesystems: inotify there sees only local changes).
+    /// Zero turns the scan off.
+    /// </summary>
+    public TimeSpan ScanInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>At most this many directories are rescanned per interval (round robin), to bound the cost.</summary>
+    public int ScanBatch { get; init; } = 64;
+
+    /// <summary>Treat every branch as one without inotify: no inotify watches, only the periodic scan (tests of W4).</summary>
+    public bool ScanAllBranches { get; init; }
+
+    // statfs f_type of filesystems whose changes made elsewhere inotify does not see.
+    private static readonly HashSet<long> RemoteFs = [0x6969 /* NFS */, 0xFF534D42 /* CIFS */, 0xFE534D42 /* SMB2 */, 0x517B /* SMB */,
+        0x65735546 /* FUSE */, 0x01021997 /* 9P */, 0x00C36400 /* CEPH */, 0x47504653 /* GPFS */, 0x0BD00BD0 /* Lustre */];
 
     public void Start()
     {
@@ -110,6 +128,9 @@ public sealed class BranchWatcher : IDisposable
     {
         _fs.ForEachContributingDirectory(dir, (_, dirFd) =>
         {
+            if (ScanAllBranches || (Sys.FStatFs(dirFd, out var sfs) == 0 && RemoteFs.Contains(sfs.Type)))
+                lock (_gate) state.NeedsScan = true;
+            if (ScanAllBranches) return; // stands for a branch with no inotify at all
             int wd = Sys.InotifyAddWatch(_fd, $"/proc/self/fd/{dirFd}", BranchMask);
             if (wd < 0) return;
             lock (_gate)
@@ -187,10 +208,18 @@ public sealed class BranchWatcher : IDisposable
     {
         var buffer = new byte[64 * 1024];
         var pending = new List<(int Wd, uint Mask, uint Cookie, string? Name)>();
+        long lastScan = Environment.TickCount64;
+        int scanCursor = 0;
         while (!_stopping)
         {
             var pfd = new Sys.PollFd { Fd = _fd, Events = Sys.POLLIN };
-            int r = Sys.Poll(&pfd, 1, 200);
+            int wait = ScanInterval > TimeSpan.Zero ? (int)Math.Min(200, ScanInterval.TotalMilliseconds) : 200;
+            int r = Sys.Poll(&pfd, 1, wait);
+            if (ScanInterval > TimeSpan.Zero && Environment.TickCount64 - lastScan >= ScanInterval.TotalMilliseconds)
+            {
+                lastScan = Environment.TickCount64;
+                scanCursor = ScanSome(scanCursor);
+            }
             if (r <= 0) continue;
             long n;
             fixed (byte* p = buffer) n = Sys.Read(_fd, p, (nuint)buffer.Length);
@@ -356,6 +385,20 @@ public sealed class BranchWatcher : IDisposable
             lock (_gate) { if (now is { } v) state.Names[name] = v; else state.Names.Remove(name); }
             Compare(dir, state, name, old, now);
         }
+    }
+
+    /// <summary>W4: rescans up to <see cref="ScanBatch"/> directories that have a branch without inotify, round robin.</summary>
+    private int ScanSome(int cursor)
+    {
+        List<UnionNode> due;
+        lock (_gate) due = [.. _dirs.Where(kv => kv.Value.NeedsScan).Select(kv => kv.Key)];
+        if (due.Count == 0) return 0;
+        for (int k = 0; k < Math.Min(ScanBatch, due.Count); k++)
+        {
+            try { lock (_emitGate) Rescan(due[(cursor + k) % due.Count]); }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException) { }
+        }
+        return (cursor + ScanBatch) % due.Count;
     }
 
     /// <summary>The branch queue overflowed: compare every watched directory with its snapshot.</summary>

@@ -112,3 +112,33 @@ public sealed class BranchWatcherTests : IDisposable
         Assert.True(Interlocked.Read(ref bw.BranchEvents) > 0, "the branch watcher saw the echoes");
     }
 }
+
+/// <summary>W4: branches whose changes inotify cannot see (network filesystems) are covered by a bounded periodic scan.</summary>
+public sealed class BranchScanTests : IDisposable
+{
+    private readonly TestLayers _t = new(lowers: 1);
+
+    public void Dispose() => _t.Dispose();
+
+    [Fact]
+    public void PeriodicScanFindsChangesInotifyDidNotReport()
+    {
+        TestLayers.WriteFile(_t.Lowers[0], "d/f", "one");
+        using var fs = _t.Mount();
+        using var i = fs.Watches.CreateInstance();
+        i.AddWatch("/d", InotifyMask.AllEvents, out _);
+        using var bw = new BranchWatcher(fs) { ScanAllBranches = true, ScanInterval = TimeSpan.FromMilliseconds(100) };
+        bw.Start();
+        // ScanAllBranches: no inotify on the branches at all, as for a change made on another NFS client;
+        // only the periodic comparison with the snapshot can find these.
+        File.WriteAllText(Path.Combine(_t.Lowers[0], "d", "g"), "new");
+        File.WriteAllText(Path.Combine(_t.Lowers[0], "d", "f"), "changed");
+        var got = new List<string>();
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (DateTime.UtcNow < deadline && got.Count < 2)
+            got.AddRange(i.ReadEvents(TimeSpan.FromMilliseconds(200)).Select(e => $"{InotifyMask.Format(e.Mask)} {e.Name}"));
+        Assert.Contains("CREATE g", got);
+        Assert.Contains("MODIFY f", got);
+        Assert.Equal(0, Interlocked.Read(ref bw.BranchEvents)); // none of it came from inotify
+    }
+}
