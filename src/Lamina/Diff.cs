@@ -49,7 +49,12 @@ public sealed partial class UnionFileSystem
                         if (layer.RelPath.Length == 0 && name == layer.Branch.HiddenRootName) continue;
                         if (name == Markers.AufsOpaque) continue;
                         bool whiteout = false;
-                        if (Markers.IsMarkerName(name)) { name = name[Markers.AufsWhiteoutPrefix.Length..]; whiteout = true; }
+                        if (Markers.IsMarkerName(name))
+                        {
+                            if (!layer.Branch.AufsFormat || name == Markers.AufsBranchMarker) continue;
+                            name = name[Markers.AufsWhiteoutPrefix.Length..];
+                            whiteout = true;
+                        }
                         else if (type == Sys.DT_CHR && BranchIo.Stat(fd.Fd, name, out var st) == Errno.None && BranchIo.IsWhiteoutDevice(st)) whiteout = true;
                         string path = UnionPath.Join(dirPath, name);
                         if (!upperNames.Add(name) || changes.ContainsKey(path)) continue;

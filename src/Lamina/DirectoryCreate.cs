@@ -122,8 +122,8 @@ public sealed partial class UnionFileSystem
             }
             if (e == Errno.None) e = SetOwnerAndMode(work, tmp, uid, gid, kind == NewKind.Symlink ? null : finalMode);
             if (e == Errno.None && kind == NewKind.Directory && (res.WhiteoutBranch >= 0 || LowerHasName(res, b.Index)))
-                e = SetOpaque(work, tmp);
-            if (e == Errno.None) e = PlaceNew(work, tmp, dst.DirFd!.Fd, name, kind == NewKind.Directory);
+                e = SetOpaque(b, work, tmp);
+            if (e == Errno.None) e = PlaceNew(b, work, tmp, dst.DirFd!.Fd, name, kind == NewKind.Directory);
             if (e != Errno.None)
             {
                 fd?.Dispose();
@@ -147,7 +147,7 @@ public sealed partial class UnionFileSystem
     }
 
     /// <summary>Marks a directory (by name in <paramref name="dirFd"/>) so lower layers are not merged into it.</summary>
-    private Errno SetOpaque(int dirFd, string name)
+    private Errno SetOpaque(Branch b, int dirFd, string name)
     {
         var e = BranchIo.OpenPath(dirFd, name, out var pfd);
         if (e != Errno.None) return e;
@@ -157,6 +157,7 @@ public sealed partial class UnionFileSystem
             if (UseDeviceWhiteouts) return xe;
         }
         // aufs form, readable without xattr support.
+        MarkAufsFormat(b);
         e = BranchIo.OpenAt(dirFd, name, BranchIo.DirPathFlags, 0, out var dir);
         if (e != Errno.None) return e;
         using (dir)
@@ -176,7 +177,7 @@ public sealed partial class UnionFileSystem
             var e = BranchIo.Stat(pl.DirFd!.Fd, res.Name, out var st);
             if (e == Errno.ENOENT)
             {
-                if (BranchIo.Stat(pl.DirFd.Fd, Markers.AufsWhiteoutPrefix + res.Name, out _) == Errno.None) return false;
+                if (pl.Branch.AufsFormat && BranchIo.Stat(pl.DirFd.Fd, Markers.AufsWhiteoutPrefix + res.Name, out _) == Errno.None) return false;
                 continue;
             }
             if (e != Errno.None) continue;
@@ -187,13 +188,13 @@ public sealed partial class UnionFileSystem
     }
 
     /// <summary>Renames a built object into place, atomically replacing a whiteout of the same name.</summary>
-    private Errno PlaceNew(int work, string tmp, int dirFd, string name, bool isDir)
+    private Errno PlaceNew(Branch b, int work, string tmp, int dirFd, string name, bool isDir)
     {
         var e = BranchIo.Stat(dirFd, name, out var st);
         if (e == Errno.ENOENT)
         {
             e = BranchIo.Rename(work, tmp, dirFd, name, Sys.RENAME_NOREPLACE);
-            if (e == Errno.None) RemoveAufsWhiteout(dirFd, name);
+            if (e == Errno.None) RemoveAufsWhiteout(b, dirFd, name);
             return e;
         }
         if (e != Errno.None) return e;
@@ -204,8 +205,20 @@ public sealed partial class UnionFileSystem
         return e;
     }
 
-    private static void RemoveAufsWhiteout(int dirFd, string name)
+    /// <summary>Records at the branch root that it now holds aufs markers, so lookups look for them.</summary>
+    private static void MarkAufsFormat(Branch b)
     {
+        if (b.AufsFormat) return;
+        if (BranchIo.OpenAt(b.RootFd.Fd, Markers.AufsBranchMarker, Sys.O_WRONLY | Sys.O_CREAT | Sys.O_NOFOLLOW, 0x180, out var fd) == Errno.None)
+        {
+            fd.Dispose();
+            b.AufsFormat = true;
+        }
+    }
+
+    private static void RemoveAufsWhiteout(Branch b, int dirFd, string name)
+    {
+        if (!b.AufsFormat) return;
         string wh = Markers.AufsWhiteoutPrefix + name;
         if (wh.Length <= 255) Sys.UnlinkAt(dirFd, wh, 0);
     }
@@ -223,6 +236,7 @@ public sealed partial class UnionFileSystem
         }
         string wh = Markers.AufsWhiteoutPrefix + name;
         if (System.Text.Encoding.UTF8.GetByteCount(wh) > 255) return Errno.ENAMETOOLONG;
+        MarkAufsFormat(b);
         var oe = BranchIo.OpenAt(dirFd, wh, Sys.O_WRONLY | Sys.O_CREAT | Sys.O_NOFOLLOW, 0x180, out var fd);
         if (oe == Errno.None) fd.Dispose();
         return oe;
@@ -292,7 +306,7 @@ public sealed partial class UnionFileSystem
                 if (dir is null || src.Top.Branch != b) return Errno.EIO;
                 string tmp = b.NextTempName();
                 if (Sys.LinkAt(src.Top.ParentFd, src.Top.Name, b.WorkFd!.Fd, tmp, 0) != 0) return Sys.LastErrno;
-                e = PlaceNew(b.WorkFd.Fd, tmp, dir.DirFd!.Fd, newName, isDir: false);
+                e = PlaceNew(b, b.WorkFd.Fd, tmp, dir.DirFd!.Fd, newName, isDir: false);
                 if (e != Errno.None) BranchIo.Unlink(b.WorkFd.Fd, tmp);
                 else MarkImpure(dir.DirFd.Fd);
                 return e;

@@ -159,7 +159,7 @@ public sealed partial class UnionFileSystem
                 if (e == Errno.ENOENT)
                 {
                     e = BranchIo.Rename(srcDirFd, src.Name, dstDirFd, dst.Name, Sys.RENAME_NOREPLACE | (deviceWhiteout ? Sys.RENAME_WHITEOUT : 0));
-                    if (e == Errno.None) RemoveAufsWhiteout(dstDirFd, dst.Name);
+                    if (e == Errno.None) RemoveAufsWhiteout(b, dstDirFd, dst.Name);
                 }
                 else if (e != Errno.None)
                 {
@@ -225,6 +225,6 @@ public sealed partial class UnionFileSystem
         if (top.Opaque) return Errno.None;
         bool lowerAtDestination = to.WhiteoutBranch > b.Index || LowerHasName(to, b.Index) ||
             (to.Exists && to.Layers.Any(l => l.Branch.Index > b.Index));
-        return lowerAtDestination ? SetOpaque(top.ParentFd, top.Name) : Errno.None;
+        return lowerAtDestination ? SetOpaque(b, top.ParentFd, top.Name) : Errno.None;
     }
 }

@@ -166,7 +166,7 @@ public sealed partial class UnionFileSystem
             var e = BranchIo.Stat(dirFd, lookupName, out var st);
             if (e == Errno.ENOENT)
             {
-                if (BranchIo.Stat(dirFd, Markers.AufsWhiteoutPrefix + lookupName, out _) == Errno.None)
+                if (pl.Branch.AufsFormat && BranchIo.Stat(dirFd, Markers.AufsWhiteoutPrefix + lookupName, out _) == Errno.None)
                 {
                     whiteoutBranch = pl.Branch.Index;
                     break;
@@ -226,7 +226,7 @@ public sealed partial class UnionFileSystem
         layer.DirFd = res.Own(fd);
         layer.DirFdIsPath = isPath;
         ReadDirMarkers(layer);
-        if (!layer.Opaque && BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None) layer.Opaque = true;
+        if (!layer.Opaque && layer.Branch.AufsFormat && BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None) layer.Opaque = true;
         return Errno.None;
     }
 

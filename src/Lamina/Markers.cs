@@ -8,6 +8,8 @@ internal sealed class Markers
 {
     public const string AufsWhiteoutPrefix = ".wh.";
     public const string AufsOpaque = ".wh..wh..opq";
+    /// <summary>At a branch root: this branch uses aufs markers (aufs creates it; so does Lamina when it writes them).</summary>
+    public const string AufsBranchMarker = ".wh..wh.aufs";
 
     public Markers(bool userXattr)
     {

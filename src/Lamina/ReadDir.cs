@@ -150,7 +150,7 @@ public sealed partial class UnionFileSystem
                 {
                     if (Markers.IsMarkerName(name))
                     {
-                        if (name != Markers.AufsOpaque)
+                        if (layer.Branch.AufsFormat && name != Markers.AufsOpaque && name != Markers.AufsBranchMarker)
                         {
                             string hidden = name[Markers.AufsWhiteoutPrefix.Length..];
                             Settle(hidden, null);
@@ -205,7 +205,7 @@ public sealed partial class UnionFileSystem
             if (BranchIo.OpenAt(layer.DirFd!.Fd, name, BranchIo.DirPathFlags, 0, out var fd) != Errno.None) continue;
             using (fd)
             {
-                if (BranchIo.GetXattrString(fd.Fd, _markers.Opaque) == "y" || BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None) continue;
+                if (BranchIo.GetXattrString(fd.Fd, _markers.Opaque) == "y" || (layer.Branch.AufsFormat && BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None)) continue;
                 if (FollowRedirects && BranchIo.GetXattr(fd.Fd, _markers.Redirect) is not null)
                 {
                     if (Resolve(UnionPath.Join(res.Path, name), out var sub) != Errno.None) continue;

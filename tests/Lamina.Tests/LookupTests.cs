@@ -49,6 +49,7 @@ public class LookupTests
         using var t = new TestLayers(1);
         TestLayers.WriteFile(t.Lowers[0], "gone", "lower");
         TestLayers.WriteFile(t.Lowers[0], "d/hidden", "lower");
+        TestLayers.WriteFile(t.Upper!, ".wh..wh.aufs", ""); // an aufs branch says so at its root
         TestLayers.WriteFile(t.Upper!, ".wh.gone", "");
         TestLayers.WriteFile(t.Upper!, "d/mine", "upper");
         TestLayers.WriteFile(t.Upper!, "d/.wh..wh..opq", "");

@@ -46,6 +46,9 @@ public sealed class Branch : IDisposable
     /// <summary>Name at the branch root hidden from the union (the per-branch work dir of a mergerfs-style union).</summary>
     internal string? HiddenRootName { get; set; }
 
+    /// <summary>The branch holds aufs ".wh." markers (<c>.wh..wh.aufs</c> at its root); only then are they looked for.</summary>
+    internal bool AufsFormat { get; set; }
+
     public ulong Dev { get; }
     public ulong RootIno { get; }
 

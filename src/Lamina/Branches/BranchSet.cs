@@ -98,7 +98,10 @@ public sealed class BranchSet
             root.Dispose();
             throw new UnionConfigException($"branch '{path}' is writable in the configuration but its filesystem is read-only", path);
         }
-        return new Branch(path, canonical, mode, root, st);
+        return new Branch(path, canonical, mode, root, st)
+        {
+            AufsFormat = Sys.LStatxAt(fd, Markers.AufsBranchMarker, out _) == 0,
+        };
     }
 
     private static bool Inside(string inner, string outer) =>
