@@ -143,7 +143,23 @@ metav() { sed -n "s/^$1=//p" "$meta"; }
     done < <(rows)
 } >"$md"
 
-# Charts: one per group, clustered bars (rows x systems), medians.
+# Charts: one per group, clustered bars (rows x systems), medians. One colour per system in
+# every chart.
+color() {
+    case "$1" in
+        kernel) echo '#555555' ;; lamina-pt) echo '#1b7837' ;; lamina-auto) echo '#5aae61' ;;
+        lamina-off) echo '#a6dba0' ;; fuse-overlayfs) echo '#e08214' ;; unionfs-fuse) echo '#8073ac' ;;
+        mergerfs) echo '#2166ac' ;; *) echo '#999999' ;;
+    esac
+}
+plotcols() {
+    local dat=$1 c=2 s out=""
+    for s in $(head -1 "$dat" | cut -d' ' -f2-); do
+        out+="${out:+, }\"$dat\" every ::1 using $c:xtic(1) title \"$s\" lc rgb \"$(color "$s")\""
+        c=$((c + 1))
+    done
+    printf '%s' "$out"
+}
 command -v gnuplot >/dev/null || { echo "report: gnuplot missing, no charts" >&2; exit 0; }
 for group in $(rows | cut -d'|' -f2 | uniq); do
     dat="$outdir/.$stamp-$group.dat"
@@ -156,7 +172,8 @@ for group in $(rows | cut -d'|' -f2 | uniq); do
         echo "row $present"
         while IFS='|' read -r row g unit dir what; do
             [ "$g" = "$group" ] || continue
-            line="$row"; any=0
+            # Short tick labels, so that four or five groups fit side by side.
+            line=$(sed -e 's/^lookup-depth-\(.*\)/\1-layers/' -e 's/^seq-//' <<<"$row"); any=0
             for s in $present; do
                 m=$(get "$row" "$s" 4); [ -n "$m" ] && any=1
                 line+=" ${m:-NaN}"
@@ -184,7 +201,7 @@ set grid ytics
 $scale
 set xtics noenhanced
 set key noenhanced
-plot for [c=2:$ncol] "$dat" using c:xtic(1) title columnheader(c)
+plot $(plotcols "$dat")
 EOF
     rm -f "$dat"
 done
