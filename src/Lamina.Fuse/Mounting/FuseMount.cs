@@ -96,7 +96,9 @@ public sealed class FuseMount
         using var theirs = new SafeFd(pair[1]);
         Sys.Fcntl(pair[0], Sys.F_SETFD, Sys.FD_CLOEXEC);
 
-        var opts = new List<string> { $"fsname={options.FsName}", $"subtype={options.Subtype}" };
+        // fusermount3 splits -o at commas and takes a backslash as an escape (as libfuse escapes them).
+        static string Escape(string v) => v.Replace("\\", "\\\\").Replace(",", "\\,");
+        var opts = new List<string> { $"fsname={Escape(options.FsName)}", $"subtype={Escape(options.Subtype)}" };
         if (options.AllowOther) opts.Add("allow_other");
         if (options.DefaultPermissions) opts.Add("default_permissions");
         if (options.ReadOnly) opts.Add("ro");
