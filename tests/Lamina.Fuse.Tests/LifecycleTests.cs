@@ -125,6 +125,18 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         Assert.False(s.Mounted, $"left mounted; stderr:\n{s.Stderr}");
     }
 
+    /// <summary>The source path becomes fsname= in fusermount3's option list: commas and backslashes must be escaped.</summary>
+    [UnprivilegedFuseFact(ordinaryUser: false)]
+    public void A_source_path_with_a_comma_mounts_through_fusermount3()
+    {
+        using var s = LoopbackServer.Start(extraArgs: ["--unprivileged"], sourceName: @"a,b\c",
+            prepare: src => File.WriteAllText(Path.Combine(src, "f"), "f"));
+        Assert.Equal("f", File.ReadAllText(Path.Combine(s.MountPoint, "f")));
+        var line = File.ReadLines("/proc/self/mountinfo").Single(l => l.Split(' ')[4] == s.MountPoint);
+        output.WriteLine(line);
+        Assert.Contains(@"/a,b\134c ", line); // the source as fsname, mountinfo octal-escapes the backslash
+    }
+
     // ---- mount errors: these need neither root nor /dev/fuse (the mount point is checked first) ----
 
     [Fact]

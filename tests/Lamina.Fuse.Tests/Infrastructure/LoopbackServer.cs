@@ -31,10 +31,10 @@ public sealed partial class LoopbackServer : IDisposable
         };
     }
 
-    private LoopbackServer(string root)
+    private LoopbackServer(string root, string sourceName)
     {
         Root = root;
-        Source = Path.Combine(root, "src");
+        Source = Path.Combine(root, sourceName);
         MountPoint = Path.Combine(root, "mnt");
         Directory.CreateDirectory(Source);
         Directory.CreateDirectory(MountPoint);
@@ -70,10 +70,10 @@ public sealed partial class LoopbackServer : IDisposable
     /// <param name="prepare">Runs on the empty source directory before the mount.</param>
     /// <param name="asUid">Run the server as this user (via setpriv), owning the temp tree.</param>
     public static LoopbackServer Start(bool passthrough = true, double timeout = 1.0, string[]? extraArgs = null,
-        Action<string>? prepare = null, int? asUid = null, TimeSpan? readyWithin = null, string[]? launcher = null)
+        Action<string>? prepare = null, int? asUid = null, TimeSpan? readyWithin = null, string[]? launcher = null, string sourceName = "src")
     {
         var root = Directory.CreateTempSubdirectory("lamina-fuse-tests-").FullName;
-        var server = new LoopbackServer(root);
+        var server = new LoopbackServer(root, sourceName);
         lock (LiveLock) Live.Add(server);
         try
         {
