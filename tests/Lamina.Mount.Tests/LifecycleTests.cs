@@ -32,6 +32,25 @@ public class LifecycleTests
     }
 
     [MountFact]
+    public void Accepts_the_argument_forms_of_mount_fuse3_and_containers_storage()
+    {
+        using var m = new LaminaMount(1, m => File.WriteAllText(Path.Combine(m.Lower(0), "f"), "x"));
+        // mount.fuse3 runs: TYPE SOURCE MOUNTPOINT -o OPTS, with generic options added (dev, suid, ...).
+        var r = Cli.Run("mount", "my-source", m.Merged, "-o", m.Options("rw,dev,suid,noauto,_netdev,x-systemd.automount"));
+        Assert.True(r.ExitCode == 0, r.StdErr);
+        var line = File.ReadLines("/proc/self/mountinfo").Single(l => l.Split(' ')[4] == m.Merged);
+        Assert.Contains(" - fuse.lamina my-source ", line);
+        Assert.Equal("x", File.ReadAllText(Path.Combine(m.Merged, "f")));
+        Assert.Equal(0, Cli.Run("umount", m.Merged).ExitCode);
+        // containers/storage runs: mount_program -o OPTS TARGET, with a quoted SELinux context that holds a comma.
+        r = Cli.Run("mount", "-o", m.Options("context=\"system_u:object_r:container_file_t:s0:c1,c2\""), m.Merged);
+        Assert.True(r.ExitCode == 0, r.StdErr);
+        Assert.True(IsMounted(m.Merged));
+        Assert.Equal(0, Cli.Shell($"fusermount3 -u {m.Merged} || umount {m.Merged}").ExitCode);
+        Assert.False(IsMounted(m.Merged));
+    }
+
+    [MountFact]
     public void Kill_9_of_the_daemon_leaves_a_dead_mount_that_lamina_umount_clears()
     {
         using var m = new LaminaMount(1, m => File.WriteAllText(Path.Combine(m.Lower(0), "f"), "x")).Mount();
