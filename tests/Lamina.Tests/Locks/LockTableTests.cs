@@ -200,6 +200,51 @@ public sealed class LockTableTests : IDisposable
     }
 
     [Fact]
+    public void Start_and_length_convert_as_fcntl_does()
+    {
+        Assert.True(LockRequest.FromStartLen(10, 5, out var s, out var e));
+        Assert.Equal((10L, 14L), (s, e));
+        Assert.True(LockRequest.FromStartLen(10, 0, out s, out e));
+        Assert.Equal((10L, LockRequest.ToEnd), (s, e));
+        Assert.True(LockRequest.FromStartLen(10, -5, out s, out e));
+        Assert.Equal((5L, 9L), (s, e));
+        Assert.False(LockRequest.FromStartLen(2, -5, out _, out _));
+        Assert.False(LockRequest.FromStartLen(long.MaxValue, 2, out _, out _));
+    }
+
+    [Fact]
+    public async Task Mandatory_mode_refuses_writes_into_another_owners_range_only()
+    {
+        var h = Open("/upper.txt", Sys.O_RDWR);
+        var n = h.Node;
+        _fs.Locks.Set(n, P(1, R, 10, 19, h, pid: 100));
+        Assert.Equal(Errno.None, _fs.Locks.CheckWrite(n, 15, 1, owner: null, pid: 200, wait: false)); // not mandatory yet
+        _fs.Locks.Mandatory = true;
+        Assert.Equal(Errno.EAGAIN, _fs.Locks.CheckWrite(n, 15, 1, owner: null, pid: 200, wait: false));
+        Assert.Equal(Errno.EAGAIN, _fs.Locks.CheckWrite(n, 0, 11, owner: 2, pid: 200, wait: false));
+        Assert.Equal(Errno.None, _fs.Locks.CheckWrite(n, 0, 10, owner: null, pid: 200, wait: false));
+        Assert.Equal(Errno.None, _fs.Locks.CheckWrite(n, 15, 1, owner: 1, pid: 200, wait: false)); // its owner
+        Assert.Equal(Errno.None, _fs.Locks.CheckWrite(n, 15, 1, owner: null, pid: 100, wait: false)); // its process
+        var waiting = Task.Run(() => _fs.Locks.CheckWrite(n, 15, 1, owner: null, pid: 200, wait: true));
+        await Task.Delay(100);
+        Assert.False(waiting.IsCompleted);
+        _fs.Locks.ReleaseOwner(n, 1);
+        Assert.Equal(Errno.None, await waiting.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public void Releasing_a_file_owner_drops_its_flock_and_ofd_style_locks_but_not_others()
+    {
+        var h = Open("/upper.txt", Sys.O_RDWR);
+        var n = h.Node;
+        _fs.Locks.Set(n, P(9, W, 0, 9, h));
+        _fs.Locks.Set(n, LockRequest.Flock(9, R, 9, h));
+        _fs.Locks.Set(n, P(8, W, 10, 19, h));
+        _fs.Locks.ReleaseFileOwner(n, 9);
+        Assert.Equal([(8ul, W, 10L, 19L)], Held());
+    }
+
+    [Fact]
     public void Copy_up_changes_nothing_a_read_lock_on_the_lower_file_blocks_a_writer_that_copied_it_up()
     {
         var ro = Open("/lower.txt", Sys.O_RDONLY);
