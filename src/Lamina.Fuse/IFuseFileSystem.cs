@@ -111,7 +111,9 @@ public interface IFuseFileSystem
     /// <summary>
     /// A blocking lock request (F_SETLKW, flock without LOCK_NB). The worker thread is released
     /// while the task waits; <paramref name="cancel"/> fires when the caller is interrupted, and
-    /// the answer is then EINTR.
+    /// the answer is then EINTR. Unlocks come here too — flock(LOCK_UN) and the unlock the kernel
+    /// sends at close arrive as SETLKW with type F_UNLCK — and must complete at once, or close()
+    /// hangs.
     /// </summary>
     ValueTask<Errno> SetLkWait(RequestContext ctx, ulong nodeId, LkIn request, CancellationToken cancel) => ValueTask.FromResult(Errno.ENOSYS);
 
