@@ -13,15 +13,33 @@ public sealed class LockDriver : IDisposable
     private readonly Process _p;
     private Task<string?>? _pending;
 
-    public LockDriver()
+    /// <param name="inNewPidNamespace">Run the driver as pid 1 of a new pid namespace (unshare -p -f).</param>
+    public LockDriver(bool inNewPidNamespace = false)
     {
-        var psi = new ProcessStartInfo("python3") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(inNewPidNamespace ? "unshare" : "python3") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        if (inNewPidNamespace)
+            foreach (var a in new[] { "-p", "-f", "--mount-proc", "python3" }) psi.ArgumentList.Add(a);
         psi.ArgumentList.Add("-u");
         psi.ArgumentList.Add(Script);
         _p = Process.Start(psi)!;
         Pid = _p.Id;
+        if (inNewPidNamespace)
+        {
+            // The driver is unshare's child; this is its pid as the test's namespace sees it.
+            var sw = Stopwatch.StartNew();
+            string children = "";
+            while (sw.ElapsedMilliseconds < 5000 && (children = ReadChildren(_p.Id)).Length == 0) Thread.Sleep(10);
+            Pid = int.Parse(children.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
     }
 
+    private static string ReadChildren(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/task/{pid}/children").Trim(); }
+        catch (IOException) { return ""; }
+    }
+
+    /// <summary>The driver's pid as the test's pid namespace sees it.</summary>
     public int Pid { get; }
 
     /// <summary>Sends a command and waits for its answer.</summary>

@@ -68,6 +68,24 @@ public class UnionLockTests
     }
 
     [MountFact]
+    public void L2_getlk_names_the_holder_by_its_pid_in_the_asking_process_namespace()
+    {
+        using var m = Layers().Mount();
+        string f = Path.Combine(m.Merged, "upper-only.txt");
+        using var inner = new LockDriver(inNewPidNamespace: true);
+        using var outer = new LockDriver();
+        Assert.Equal("1", inner.Do("pid"));
+        Assert.Equal("ok", inner.Do($"open f {f} rw"));
+        Assert.Equal("ok", outer.Do($"open f {f} rw"));
+        Assert.Equal("ok", inner.Do("lk f setlk w 0 10"));
+        Assert.Equal("ok", outer.Do("lk f setlk w 10 10"));
+        Assert.Equal($"lk w 0 10 {inner.Pid}", outer.Do("lk f getlk w 0 0")); // seen from outside: its real pid
+        Assert.Equal("lk w 10 10 0", inner.Do("lk f getlk w 5 0")); // the outer holder does not exist in that namespace
+        Assert.Equal("ok", outer.Do("lk f setlk u 0 0"));
+        Assert.Equal("lk u", inner.Do("lk f getlk w 0 0")); // its own lock never conflicts with it
+    }
+
+    [MountFact]
     public void L3_locking_an_upper_only_a_lower_only_and_a_merged_file_behaves_identically()
     {
         using var m = Layers().Mount();
