@@ -46,7 +46,8 @@ public sealed class UnionPaths
     {
         string norm = UnionPath.Normalize(path);
         if (norm.Length == 0) return Errno.EBUSY;
-        return WithNode(UnionPath.Parent(norm), parent => op(parent, UnionPath.FileName(norm)));
+        // A parent that is not a directory fails here, before any other path is looked at, as in the kernel.
+        return WithNode(UnionPath.Parent(norm), parent => parent.IsDirectory ? op(parent, UnionPath.FileName(norm)) : Errno.ENOTDIR);
     }
 
     public Errno Stat(string path, out Statx st)

@@ -19,7 +19,7 @@ public class ModelBasedTests(ITestOutputHelper output)
     public void Union_agrees_with_model_on_random_operation_sequences()
     {
         int baseSeed = int.TryParse(Environment.GetEnvironmentVariable("LAMINA_PROPERTY_SEED"), out var s) ? s : 1000;
-        int runs = int.TryParse(Environment.GetEnvironmentVariable("LAMINA_PROPERTY_RUNS"), out var r) ? r : 60;
+        int runs = int.TryParse(Environment.GetEnvironmentVariable("LAMINA_PROPERTY_RUNS"), out var r) ? r : 1000;
         var sw = Stopwatch.StartNew();
         int ops = 0;
         for (int i = 0; i < runs; i++)
