@@ -71,13 +71,7 @@ internal static class BranchIo
             size = Sys.FListXattr(fd, buf);
             if (size < 0) return Sys.LastErrno;
         }
-        int start = 0;
-        for (int i = 0; i < size; i++)
-        {
-            if (buf[i] != 0) continue;
-            if (i > start) names.Add(Encoding.UTF8.GetString(buf, start, i - start));
-            start = i + 1;
-        }
+        AddNames(buf, (int)size, names);
         return Errno.None;
     }
 
@@ -109,6 +103,18 @@ internal static class BranchIo
     public static Errno RemoveXattr(int pathFd, string attr) =>
         Sys.RemoveXattr(ProcPath(pathFd), attr) == 0 ? Errno.None : Sys.LastErrno;
 
+    /// <summary>Adds the names of a NUL-separated listxattr(2) result.</summary>
+    private static void AddNames(byte[] buf, int size, List<string> names)
+    {
+        int start = 0;
+        for (int i = 0; i < size; i++)
+        {
+            if (buf[i] != 0) continue;
+            if (i > start) names.Add(Encoding.UTF8.GetString(buf, start, i - start));
+            start = i + 1;
+        }
+    }
+
     /// <summary>All xattr names of the object, or an errno.</summary>
     public static Errno ListXattr(int pathFd, out List<string> names)
     {
@@ -120,13 +126,7 @@ internal static class BranchIo
         var buf = new byte[size + 256];
         size = Sys.ListXattr(p, buf);
         if (size < 0) return Sys.LastErrno;
-        int start = 0;
-        for (int i = 0; i < size; i++)
-        {
-            if (buf[i] != 0) continue;
-            if (i > start) names.Add(Encoding.UTF8.GetString(buf, start, i - start));
-            start = i + 1;
-        }
+        AddNames(buf, (int)size, names);
         return Errno.None;
     }
 
