@@ -55,7 +55,7 @@ internal sealed unsafe partial class Worker
             {
                 var target = Payload[..Math.Min(Payload.Length, 4096)];
                 e = _fs.ReadLink(in ctx, node, target, out int length);
-                if (e != Errno.None) SendError(h.Unique, e); else Send(h.Unique, 0, length);
+                ReplyData(h.Unique, e, length);
                 break;
             }
             case Opcode.Symlink:
@@ -139,7 +139,7 @@ internal sealed unsafe partial class Worker
                 var r = Read<ReadIn>(body);
                 var buffer = Payload[..(int)Math.Min(r.Size, (uint)Payload.Length)];
                 e = _fs.Read(in ctx, node, in r, buffer, out int count);
-                if (e != Errno.None) SendError(h.Unique, e); else Send(h.Unique, 0, Math.Min(count, buffer.Length));
+                ReplyData(h.Unique, e, Math.Min(count, buffer.Length));
                 break;
             }
             case Opcode.Write:
@@ -182,31 +182,15 @@ internal sealed unsafe partial class Worker
                 var g = Read<GetXattrIn>(body);
                 body = body[sizeof(GetXattrIn)..];
                 var name = CString(ref body);
-                if (g.Size == 0)
-                {
-                    e = _fs.GetXattr(in ctx, node, name, Span<byte>.Empty, out int size);
-                    ReplyStruct(h.Unique, e, new GetXattrOut { Size = (uint)size });
-                }
-                else
-                {
-                    e = _fs.GetXattr(in ctx, node, name, Payload[..(int)Math.Min(g.Size, (uint)Payload.Length)], out int size);
-                    if (e != Errno.None) SendError(h.Unique, e); else Send(h.Unique, 0, size);
-                }
+                e = _fs.GetXattr(in ctx, node, name, XattrBuffer(g.Size), out int size);
+                ReplyXattr(h.Unique, e, g.Size, size);
                 break;
             }
             case Opcode.ListXattr:
             {
                 var g = Read<GetXattrIn>(body);
-                if (g.Size == 0)
-                {
-                    e = _fs.ListXattr(in ctx, node, Span<byte>.Empty, out int size);
-                    ReplyStruct(h.Unique, e, new GetXattrOut { Size = (uint)size });
-                }
-                else
-                {
-                    e = _fs.ListXattr(in ctx, node, Payload[..(int)Math.Min(g.Size, (uint)Payload.Length)], out int size);
-                    if (e != Errno.None) SendError(h.Unique, e); else Send(h.Unique, 0, size);
-                }
+                e = _fs.ListXattr(in ctx, node, XattrBuffer(g.Size), out int size);
+                ReplyXattr(h.Unique, e, g.Size, size);
                 break;
             }
             case Opcode.RemoveXattr:
@@ -232,7 +216,7 @@ internal sealed unsafe partial class Worker
                 var r = Read<ReadIn>(body);
                 var entries = new DirEntryBuffer(Payload[..(int)Math.Min(r.Size, (uint)Payload.Length)], h.Opcode == Opcode.ReadDirPlus);
                 e = _fs.ReadDir(in ctx, node, r.Fh, (long)r.Offset, ref entries);
-                if (e != Errno.None) SendError(h.Unique, e); else Send(h.Unique, 0, entries.BytesUsed);
+                ReplyData(h.Unique, e, entries.BytesUsed);
                 break;
             }
             case Opcode.ReleaseDir:
@@ -352,6 +336,22 @@ internal sealed unsafe partial class Worker
     private void Reply(ulong unique, Errno e)
     {
         if (e == Errno.None) SendOk(unique); else SendError(unique, e);
+    }
+
+    /// <summary>Replies with the first <paramref name="length"/> bytes already written to the payload, or the error.</summary>
+    private void ReplyData(ulong unique, Errno e, int length)
+    {
+        if (e == Errno.None) Send(unique, 0, length); else SendError(unique, e);
+    }
+
+    /// <summary>GETXATTR and LISTXATTR: a requested size of 0 asks for the size only; otherwise the data goes straight into the payload.</summary>
+    private Span<byte> XattrBuffer(uint requested) =>
+        requested == 0 ? Span<byte>.Empty : Payload[..(int)Math.Min(requested, (uint)Payload.Length)];
+
+    private void ReplyXattr(ulong unique, Errno e, uint requested, int size)
+    {
+        if (requested == 0) ReplyStruct(unique, e, new GetXattrOut { Size = (uint)size });
+        else ReplyData(unique, e, size);
     }
 
     private void ReplyStruct<T>(ulong unique, Errno e, in T value) where T : unmanaged
