@@ -42,7 +42,15 @@ internal sealed class NodeTable
         lock (_gate)
         {
             moved = false;
-            if (_byIno.TryGetValue(ino, out var node) && node != Root)
+            if (_byIno.TryGetValue(ino, out var node) && node != Root && IsAncestorOrSelf(node, parent))
+            {
+                // The inode number now names a directory below the node's own place: the node's object
+                // is gone (removed in a branch, its inode number reused), so it cannot be re-homed there.
+                node.IsDetached = true;
+                _byIno.Remove(ino);
+                ReleaseIfUnused(node);
+            }
+            else if (node is not null && node != Root)
             {
                 if (node.Parent != parent || node.Name != name)
                 {
@@ -59,6 +67,13 @@ internal sealed class NodeTable
             _byIno[ino] = node;
             return node;
         }
+    }
+
+    private static bool IsAncestorOrSelf(UnionNode node, UnionNode? of)
+    {
+        for (; of is not null; of = of.Parent)
+            if (of == node) return true;
+        return false;
     }
 
     public void Move(UnionNode node, UnionNode newParent, string newName)

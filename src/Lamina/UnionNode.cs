@@ -51,7 +51,12 @@ public sealed class UnionNode
     {
         if (Parent is null) return "";
         var parts = new List<string>();
-        for (var n = this; n.Parent is not null; n = n.Parent) parts.Add(n.Name);
+        for (var n = this; n.Parent is not null; n = n.Parent)
+        {
+            parts.Add(n.Name);
+            // PATH_MAX allows at most 2,048 components: more means the parent links loop (a bug).
+            if (parts.Count > 4096) throw new InvalidOperationException($"parent links of {this} form a cycle");
+        }
         parts.Reverse();
         return string.Join('/', parts);
     }
