@@ -30,6 +30,7 @@ public sealed partial class UnionFileSystem
                 SetUpHiddenWork(branch);
             }
             _branches = _branches.With(branch, position);
+            ShapeChanged();
         }
         catch
         {
@@ -73,6 +74,7 @@ public sealed partial class UnionFileSystem
             throw new UnionConfigException($"branch '{path}' has {branch.OpenFiles} open file(s); close them first", path);
         if (_branches.Count == 1) throw new UnionConfigException($"branch '{path}' is the last branch", path);
         _branches = _branches.Without(branch);
+        ShapeChanged();
         branch.Dispose();
         RaiseBranchChanged(new BranchChange(null, null, null, $"branch '{path}' removed"));
     }
@@ -85,6 +87,7 @@ public sealed partial class UnionFileSystem
         if (order.Distinct().Count() != _branches.Count)
             throw new UnionConfigException("reorder must list every branch exactly once", string.Join(':', paths));
         _branches = _branches.Reordered(order);
+        ShapeChanged();
         RaiseBranchChanged(new BranchChange(null, null, null, "branches reordered"));
     }
 
@@ -96,6 +99,7 @@ public sealed partial class UnionFileSystem
         if (mode != BranchMode.ReadOnly && branch.WorkFd is null)
             throw new UnionConfigException($"branch '{path}' has no work dir; add it as writable instead", path);
         branch.Mode = mode;
+        ShapeChanged(); // read-only layers may be indexed; a writable one must not be
     }
 
     private Branch FindBranch(string path) =>

@@ -35,7 +35,7 @@ public sealed partial class UnionFileSystem
                 BranchIo.Stat(b.IndexFd.Fd, IndexName(ino), out _) == Errno.None)
             {
                 e = Sys.LinkAt(b.IndexFd.Fd, IndexName(ino), dstDir.DirFd!.Fd, res.Name, 0) == 0 ? Errno.None : Sys.LastErrno;
-                if (e == Errno.None) AfterCopyUp(path, ino, res.Name, dstDir, moveHandles: true);
+                if (e == Errno.None) AfterCopyUp(path, ino, res.Name, dstDir, moveHandles: true, isDir: false);
                 return e;
             }
 
@@ -60,7 +60,7 @@ public sealed partial class UnionFileSystem
                     RemoveIndexIfOrphan(b, ino);
                 return e;
             }
-            AfterCopyUp(path, ino, res.Name, dstDir, moveHandles: !metacopy);
+            AfterCopyUp(path, ino, res.Name, dstDir, moveHandles: !metacopy, src.IsDir);
             return Errno.None;
         }
     }
@@ -103,7 +103,7 @@ public sealed partial class UnionFileSystem
                 return e;
             }
             var dir = res.ParentLayerIn(b)!;
-            AfterCopyUp(path, ino, res.Name, dir, moveHandles: true);
+            AfterCopyUp(path, ino, res.Name, dir, moveHandles: true, isDir: false);
             return Errno.None;
         }
     }
@@ -115,23 +115,28 @@ public sealed partial class UnionFileSystem
     }
 
     /// <summary>Marks the parent impure, moves open handles onto the new copy and tells listeners.</summary>
-    private void AfterCopyUp(string path, ulong ino, string name, Layer dstDir, bool moveHandles)
+    private void AfterCopyUp(string path, ulong ino, string name, Layer dstDir, bool moveHandles, bool isDir)
     {
-        MarkImpure(dstDir.DirFd!.Fd);
+        if (!dstDir.Impure) MarkImpure(dstDir.DirFd!.Fd);
+        if (isDir) ShapeChanged();
         var node = _nodes.FindByIno(ino);
         if (node is null) return;
         _copyUpInProgress = true;
         try
         {
             if (moveHandles)
-                foreach (var h in _nodes.HandlesOf(node)) h.ReopenAt(dstDir.DirFd.Fd, name, dstDir.Branch);
+                foreach (var h in _nodes.HandlesOf(node)) h.ReopenAt(dstDir.DirFd!.Fd, name, dstDir.Branch);
             node.BackingBranch = dstDir.Branch;
         }
         finally { _copyUpInProgress = false; }
         RaiseBackingChanged(node);
     }
 
-    private void MarkImpure(int dirPathFd) => BranchIo.SetXattr(dirPathFd, _markers.Impure, "y"u8);
+    private void MarkImpure(int dirPathFd)
+    {
+        BranchIo.SetXattr(dirPathFd, _markers.Impure, "y"u8);
+        ShapeChanged();
+    }
 
     private Errno BuildCopy(Layer src, Layer data, int work, string tmp, bool withData, string path)
     {

@@ -124,6 +124,7 @@ public sealed partial class UnionFileSystem
             if (e == Errno.None && kind == NewKind.Directory && (res.WhiteoutBranch >= 0 || LowerHasName(res, b.Index)))
                 e = SetOpaque(b, work, tmp);
             if (e == Errno.None) e = PlaceNew(b, work, tmp, dst.DirFd!.Fd, name, kind == NewKind.Directory);
+            if (kind == NewKind.Directory) ShapeChanged();
             if (e != Errno.None)
             {
                 fd?.Dispose();
@@ -149,6 +150,7 @@ public sealed partial class UnionFileSystem
     /// <summary>Marks a directory (by name in <paramref name="dirFd"/>) so lower layers are not merged into it.</summary>
     private Errno SetOpaque(Branch b, int dirFd, string name)
     {
+        ShapeChanged();
         var e = BranchIo.OpenPath(dirFd, name, out var pfd);
         if (e != Errno.None) return e;
         using (pfd)

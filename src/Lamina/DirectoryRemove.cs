@@ -41,6 +41,7 @@ public sealed partial class UnionFileSystem
             ino = ComputeIno(res);
             lastLink = directory || res.Top.St.NLink <= 1 || res.Top.IsIndex || !res.Top.Branch.IsWritable;
             e = RemoveResolved(res);
+            if (directory) ShapeChanged();
             if (e != Errno.None) return e;
         }
         var node = _nodes.FindByIno(ino);

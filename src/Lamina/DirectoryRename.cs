@@ -76,6 +76,7 @@ public sealed partial class UnionFileSystem
         }
 
         e = RenameIn(target, srcPath, dstPath, exchange);
+        ShapeChanged();
         if (e != Errno.None) return e;
 
         var srcNode = _nodes.FindByIno(srcIno);
@@ -220,6 +221,7 @@ public sealed partial class UnionFileSystem
         {
             if (top.Redirect is not null) return Errno.None;
             string target = "/" + dir.Layers[1].RelPath;
+            ShapeChanged();
             return BranchIo.SetXattr(top.DirFd!.Fd, _markers.Redirect, System.Text.Encoding.UTF8.GetBytes(target));
         }
         if (top.Opaque) return Errno.None;

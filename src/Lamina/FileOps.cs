@@ -152,6 +152,7 @@ public sealed partial class UnionFileSystem
                     re = BranchIo.SetTimes(top.ParentFd, top.Name, a, m);
                     if (re != Errno.None) return re;
                 }
+                if (top.IsDir) ShapeChanged(); // cached stacks carry the directory's mode and owner
                 if (BranchIo.Stat(top.ParentFd, top.Name, out result) != Errno.None) return Sys.LastErrno;
                 result.Ino = node.Ino;
                 WatchObject(node, SetAttrEvents(request)); // watch hook

@@ -34,10 +34,25 @@ internal sealed class Layer
     public bool IsMetacopy { get; set; }
     /// <summary>The lower file holding the data of a metacopy top.</summary>
     public bool IsData { get; init; }
+    /// <summary>
+    /// The names of this read-only directory layer, when the directory stack cache indexed it (shared
+    /// by every indexed layer of the stack): a name the index does not give this layer is not there.
+    /// </summary>
+    public NameIndex? Index { get; set; }
+    /// <summary>This layer's slot in <see cref="Index"/>.</summary>
+    public int IndexSlot { get; set; }
 
     public bool IsDir => St.IsDirectory;
     /// <summary>The object can be changed where it is (a writable branch, not an index stand-in).</summary>
     public bool InPlaceWritable => Branch.IsWritable && !IsIndex;
+
+    /// <summary>A copy sharing the descriptors: cached layers are handed out as copies so callers may change them.</summary>
+    public Layer Clone() => (Layer)MemberwiseClone();
+
+    /// <summary>True when both carry the same directory markers.</summary>
+    public bool SameMarkers(Layer other) =>
+        Opaque == other.Opaque && XWhiteouts == other.XWhiteouts && Redirect == other.Redirect
+        && Impure == other.Impure && Origin == other.Origin;
 }
 
 /// <summary>
@@ -47,6 +62,7 @@ internal sealed class Layer
 internal sealed class Resolution : IDisposable
 {
     private readonly List<SafeFd> _owned = [];
+    private readonly List<DirStack> _leased = [];
 
     public required string Path { get; init; }
     public string Name => Path.Length == 0 ? "" : Path[(Path.LastIndexOf('/') + 1)..];
@@ -64,12 +80,25 @@ internal sealed class Resolution : IDisposable
 
     public SafeFd Own(SafeFd fd) { _owned.Add(fd); return fd; }
 
+    /// <summary>Hands the descriptors opened so far to a longer-lived owner (the directory stack cache).</summary>
+    public SafeFd[] TakeOwned()
+    {
+        var fds = _owned.ToArray();
+        _owned.Clear();
+        return fds;
+    }
+
+    /// <summary>Keeps a cached stack's descriptors open until this resolution is disposed.</summary>
+    public void Lease(DirStack stack) => _leased.Add(stack);
+
     public Layer? ParentLayerIn(Branch b) => ParentLayers.FirstOrDefault(l => l.Branch == b);
 
     public void Dispose()
     {
         foreach (var fd in _owned) fd.Dispose();
         _owned.Clear();
+        foreach (var s in _leased) s.Release();
+        _leased.Clear();
     }
 }
 
@@ -107,48 +136,92 @@ public static class UnionPath
 public sealed partial class UnionFileSystem
 {
     /// <summary>
-    /// Resolves a union path from the branch roots, one component at a time, never following symlinks
-    /// inside a branch. Nothing is cached: every call sees the branches as they are now (udba=reval).
+    /// Resolves a union path (namei): the layers of its parent directory come from the directory
+    /// stack cache (<see cref="DirStacks"/>), which revalidates them against the branches, and the
+    /// last component is looked up afresh in every layer. Never follows a symlink inside a branch.
     /// </summary>
     internal Errno Resolve(string path, out Resolution res, Func<Branch, bool>? branchFilter = null)
     {
+        if (branchFilter is not null || !_dirStacks.Enabled) return ResolveFromRoots(path, out res, branchFilter);
         res = new Resolution { Path = path };
-        var branches = _branches.Branches.Where(b => branchFilter is null || branchFilter(b)).ToList();
-        var current = new List<Layer>();
-        foreach (var b in branches)
+        if (path.Length == 0)
         {
-            var layer = new Layer { Branch = b, ParentFd = b.RootFd.Fd, Name = ".", RelPath = "", DirFd = new SafeFd(b.RootFd.Fd, ownsHandle: false) };
-            if (Sys.FStatx(b.RootFd.Fd, out layer.St) != 0) continue;
-            ReadDirMarkers(layer);
-            layer.Opaque = false; // the root never cuts lower roots
-            layer.Redirect = null;
-            current.Add(layer);
+            var re = _dirStacks.Get("", res, out var root);
+            if (re != Errno.None) { res.Dispose(); return re; }
+            res.Layers.AddRange(root);
+            return Errno.None;
         }
+        var e = _dirStacks.Get(UnionPath.Parent(path), res, out var parents);
+        if (e != Errno.None) { res.Dispose(); return e; }
+        return ResolveLast(res, parents, UnionPath.FileName(path));
+    }
+
+    /// <summary>
+    /// Resolves a union path from the branch roots, one component at a time, with nothing cached
+    /// (optionally over a subset of the branches).
+    /// </summary>
+    internal Errno ResolveFromRoots(string path, out Resolution res, Func<Branch, bool>? branchFilter = null)
+    {
+        res = new Resolution { Path = path };
+        var current = RootLayers(branchFilter);
         if (path.Length == 0)
         {
             res.Layers.AddRange(current);
             return Errno.None;
         }
         var components = path.Split('/');
-        for (int i = 0; i < components.Length; i++)
+        for (int i = 0; i < components.Length - 1; i++)
         {
-            string name = components[i];
-            var found = new List<Layer>();
-            var e = LookupInLayers(res, current, name, found, out int whiteoutBranch);
+            var e = LookupDirectory(res, current, components[i], out var found);
             if (e != Errno.None) { res.Dispose(); return e; }
-            if (i == components.Length - 1)
-            {
-                res.ParentLayers = current;
-                res.Layers.AddRange(found);
-                res.WhiteoutBranch = whiteoutBranch;
-                if (found.Count == 1 && !found[0].IsDir) SubstituteIndexEntry(res);
-                res.DataLayer = found.FirstOrDefault(l => l.IsData);
-                return Errno.None;
-            }
-            if (found.Count == 0) { res.Dispose(); return Errno.ENOENT; }
-            if (!found[0].IsDir) { res.Dispose(); return Errno.ENOTDIR; }
             current = found;
         }
+        return ResolveLast(res, current, components[^1]);
+    }
+
+    /// <summary>The root layers: every branch root, whose markers never cut or redirect the roots below.</summary>
+    internal List<Layer> RootLayers(Func<Branch, bool>? branchFilter = null)
+    {
+        var current = new List<Layer>();
+        foreach (var b in _branches.Branches)
+        {
+            if (branchFilter is not null && !branchFilter(b)) continue;
+            var layer = new Layer { Branch = b, ParentFd = b.RootFd.Fd, Name = ".", RelPath = "", DirFd = new SafeFd(b.RootFd.Fd, ownsHandle: false) };
+            if (Sys.FStatx(b.RootFd.Fd, out layer.St) != 0) continue;
+            ReadRootMarkers(layer);
+            current.Add(layer);
+        }
+        return current;
+    }
+
+    internal void ReadRootMarkers(Layer layer)
+    {
+        ReadDirMarkers(layer);
+        layer.Opaque = false; // the root never cuts lower roots
+        layer.Redirect = null;
+    }
+
+    /// <summary>Looks up an intermediate component: it must exist and be a directory.</summary>
+    internal Errno LookupDirectory(Resolution res, List<Layer> parents, string name, out List<Layer> found)
+    {
+        found = [];
+        var e = LookupInLayers(res, parents, name, found, out _);
+        if (e != Errno.None) return e;
+        if (found.Count == 0) return Errno.ENOENT;
+        if (!found[0].IsDir) return Errno.ENOTDIR;
+        return Errno.None;
+    }
+
+    private Errno ResolveLast(Resolution res, List<Layer> parents, string name)
+    {
+        var found = new List<Layer>();
+        var e = LookupInLayers(res, parents, name, found, out int whiteoutBranch);
+        if (e != Errno.None) { res.Dispose(); return e; }
+        res.ParentLayers = parents;
+        res.Layers.AddRange(found);
+        res.WhiteoutBranch = whiteoutBranch;
+        if (found.Count == 1 && !found[0].IsDir) SubstituteIndexEntry(res);
+        res.DataLayer = found.FirstOrDefault(l => l.IsData);
         return Errno.None;
     }
 
@@ -158,11 +231,38 @@ public sealed partial class UnionFileSystem
         whiteoutBranch = -1;
         if (Markers.IsMarkerName(name)) return Errno.None;
         string lookupName = name;
-        for (int i = 0; i < parents.Count; i++)
+        // An indexed stack visits only its unindexed layers and the layers that hold the name.
+        var index = NameIndex.Of(parents);
+        int[]? slots = null, whiteoutSlots = null;
+        string? slotsFor = null;
+        for (int i = 0; ; i++)
         {
+            if (index is not null)
+            {
+                if (!ReferenceEquals(slotsFor, lookupName))
+                {
+                    slotsFor = lookupName;
+                    slots = index.SlotsOf(lookupName);
+                    whiteoutSlots = index.SlotsOf(Markers.AufsWhiteoutPrefix + lookupName);
+                }
+                i = index.NextCandidate(i, slots, whiteoutSlots);
+            }
+            if (i >= parents.Count) break;
             var pl = parents[i];
             if (pl.RelPath.Length == 0 && pl.Branch.HiddenRootName == lookupName) continue;
             int dirFd = pl.DirFd!.Fd;
+            if (pl.Index is not null)
+            {
+                if (!NameIndex.Has(slots, pl.IndexSlot))
+                {
+                    if (pl.Branch.AufsFormat && NameIndex.Has(whiteoutSlots, pl.IndexSlot))
+                    {
+                        whiteoutBranch = pl.Branch.Index;
+                        break;
+                    }
+                    continue;
+                }
+            }
             var e = BranchIo.Stat(dirFd, lookupName, out var st);
             if (e == Errno.ENOENT)
             {
@@ -230,8 +330,19 @@ public sealed partial class UnionFileSystem
         return Errno.None;
     }
 
+    /// <summary>Reads a directory layer's markers again from scratch (to compare with cached ones).</summary>
+    internal void RereadDirMarkers(Layer layer, bool isRoot)
+    {
+        layer.Opaque = layer.XWhiteouts = layer.Impure = false;
+        layer.Redirect = null;
+        layer.Origin = 0;
+        if (isRoot) { ReadRootMarkers(layer); return; }
+        ReadDirMarkers(layer);
+        if (!layer.Opaque && layer.Branch.AufsFormat && BranchIo.Stat(layer.DirFd!.Fd, Markers.AufsOpaque, out _) == Errno.None) layer.Opaque = true;
+    }
+
     /// <summary>One listxattr tells whether there is anything to read at all (usually there is not).</summary>
-    private void ReadDirMarkers(Layer layer)
+    internal void ReadDirMarkers(Layer layer)
     {
         int fd = layer.DirFd!.Fd;
         layer.OriginKnown = true;

@@ -33,12 +33,24 @@ public sealed partial class UnionFileSystem : IDisposable
     private readonly NodeTable _nodes;
     private volatile BranchSet _branches;
     private readonly List<IBranchChangeListener> _listeners = [];
+    private readonly DirStacks _dirStacks;
+
+    /// <summary>The engine changed the shape of the tree (a directory made, removed, moved or re-marked): cached directory stacks are stale.</summary>
+    private void ShapeChanged() => _dirStacks.Invalidate();
+
+    /// <summary>Cached directory stacks (for tests and diagnostics).</summary>
+    public int CachedDirectoryCount => _dirStacks.Count;
 
     private UnionFileSystem(UnionOptions options, BranchSet branches)
     {
         _options = options;
         _markers = new Markers(options.UserXattr);
         _branches = branches;
+        _dirStacks = new DirStacks(this)
+        {
+            Enabled = options.CacheDirectories,
+            TrustFor = (long)options.TrustDirectoriesFor.TotalMilliseconds,
+        };
         UseDeviceWhiteouts = !options.ForceAufsWhiteouts && CanMakeDeviceWhiteouts();
         using (Resolve("", out var root) == Errno.None ? root : null)
         {
@@ -156,19 +168,31 @@ public sealed partial class UnionFileSystem : IDisposable
     [ThreadStatic] private static bool _copyUpInProgress;
 
     /// <summary>Finds <paramref name="name"/> in <paramref name="parent"/>; the node's lookup count grows by one.</summary>
-    public Errno Lookup(UnionNode parent, string name, out UnionNode? node)
+    public Errno Lookup(UnionNode parent, string name, out UnionNode? node) => Lookup(parent, name, out node, out _);
+
+    /// <summary>Finds <paramref name="name"/> in <paramref name="parent"/> with its attributes (st_ino is the union inode).</summary>
+    public Errno Lookup(UnionNode parent, string name, out UnionNode? node, out Statx st)
     {
         UnionNode? found = null;
+        Statx attrs = default;
         var result = Guard(() =>
         {
-            if (name == ".") { _nodes.AddRef(parent, 1); found = parent; return Errno.None; }
-            if (name == "..") { var p = parent.Parent ?? parent; _nodes.AddRef(p, 1); found = p; return Errno.None; }
+            if (name is "." or "..")
+            {
+                var n = name == "." ? parent : parent.Parent ?? parent;
+                var ge = GetAttr(n, out attrs);
+                if (ge != Errno.None) return ge;
+                _nodes.AddRef(n, 1);
+                found = n;
+                return Errno.None;
+            }
             var ve = UnionPath.ValidateName(name);
             if (ve != Errno.None) return ve == Errno.EINVAL ? Errno.ENOENT : ve;
             using var scope = Read();
-            return LookupLocked(parent, name, 1, out found, out _);
+            return LookupLocked(parent, name, 1, out found, out attrs);
         });
         node = found;
+        st = attrs;
         return result;
     }
 

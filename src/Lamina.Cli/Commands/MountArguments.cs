@@ -27,6 +27,8 @@ public sealed class MountArguments
     public Fuse.PassthroughMode Passthrough { get; private set; } = Fuse.PassthroughMode.Auto;
     public TimeSpan EntryTimeout { get; private set; } = TimeSpan.FromSeconds(1);
     public TimeSpan AttrTimeout { get; private set; } = TimeSpan.FromSeconds(1);
+    /// <summary>How long directory stacks are trusted before branch directories are checked again (default: the entry timeout).</summary>
+    public TimeSpan? Revalidate { get; private set; }
     public int? Workers { get; private set; }
     public string? LogFile { get; private set; }
     /// <summary>locks=mirror (default), local or mandatory: see Lamina.Locks.UnionLocks.</summary>
@@ -109,6 +111,7 @@ public sealed class MountArguments
                 case "entry_timeout": EntryTimeout = Seconds(key, value); break;
                 case "attr_timeout": AttrTimeout = Seconds(key, value); break;
                 case "timeout": EntryTimeout = AttrTimeout = Seconds(key, value); break;
+                case "revalidate": Revalidate = Seconds(key, value); break;
                 case "workers" or "threads": Workers = Int(key, value); break;
                 case "log": LogFile = value; break;
                 case "locks":

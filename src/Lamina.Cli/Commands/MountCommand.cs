@@ -34,9 +34,12 @@ public static class MountCommand
     internal static UnionOptions BuildOptions(MountArguments a)
     {
         string engine = string.Join(',', a.EngineOptions);
-        return a.BranchListSource
+        var options = a.BranchListSource
             ? OptionParser.ParseBranchList(a.Source!, engine.Length == 0 ? null : engine)
             : OptionParser.ParseOverlay(engine);
+        // The kernel trusts its entries for entry_timeout; the daemon trusts its directory stacks as long.
+        options.TrustDirectoriesFor = a.Revalidate ?? a.EntryTimeout;
+        return options;
     }
 
     private static int StartDaemon(string[] args)

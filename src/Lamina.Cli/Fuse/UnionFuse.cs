@@ -95,9 +95,12 @@ public sealed partial class UnionFuse : IFuseFileSystem
         entry = default;
         var p = Node(parent);
         if (p is null) return Errno.ESTALE;
-        var e = _union.Lookup(p, Str(name), out var node);
+        var e = _union.Lookup(p, Str(name), out var node, out var st);
         if (e != Errno.None) return e;
-        return Entry(node!, out entry);
+        entry.NodeId = FuseId(node!);
+        entry.SetTimeouts(_entryTimeout, _attrTimeout);
+        entry.Attr = FuseAttr.FromStatx(st);
+        return Errno.None;
     }
 
     public void Forget(ulong nodeId, ulong nlookup)

@@ -35,6 +35,19 @@ public sealed class UnionOptions
     /// <summary>Test hook: called by copy-up before each data chunk; return an errno to inject a fault.</summary>
     public Func<string, Native.Errno>? CopyFaultInjector { get; set; }
 
+    /// <summary>
+    /// Cache the layer stacks of directories between requests (on by default). Off resolves every
+    /// path from the branch roots, which is slower and gives the same answers.
+    /// </summary>
+    public bool CacheDirectories { get; set; } = true;
+
+    /// <summary>
+    /// How long a cached directory stack is used without checking its branch directories for
+    /// changes made outside the union (zero: checked on every use). Changes made through the union
+    /// are seen at once either way.
+    /// </summary>
+    public TimeSpan TrustDirectoriesFor { get; set; } = TimeSpan.Zero;
+
     /// <summary>Force the aufs ".wh." whiteout form even when device nodes can be made.</summary>
     public bool ForceAufsWhiteouts { get; set; }
 }
