@@ -128,9 +128,14 @@ public class IdMappingTests
     }
 
     [MountFact]
-    public void The_man_pages_comma_form_continues_the_mapping()
+    public void The_man_pages_comma_form_and_podmans_leading_colon_are_accepted()
     {
         using var m = Layers().Mount("uidmapping=0:1000:10,100:5000:5,gidmapping=0:2000:10");
+        Assert.Equal((5002u, 2005u), Owner(Path.Combine(m.Merged, "second-range")));
+        Assert.Equal((1000u, 2000u), Owner(Path.Combine(m.Merged, "root-owned")));
+        m.Unmount();
+        // containers/storage in podman 4.x writes each triple after a colon, the first one too.
+        m.Mount("uidmapping=:0:1000:10:100:5000:5,gidmapping=:0:2000:10");
         Assert.Equal((5002u, 2005u), Owner(Path.Combine(m.Merged, "second-range")));
         Assert.Equal((1000u, 2000u), Owner(Path.Combine(m.Merged, "root-owned")));
     }

@@ -151,7 +151,7 @@ public sealed class MountArguments
 
     private static bool IsTriple(string raw)
     {
-        var parts = raw.Split(':');
+        var parts = raw.Split(':', StringSplitOptions.RemoveEmptyEntries);
         return parts.Length >= 3 && parts.Length % 3 == 0 && parts.All(p => p.Length > 0 && p.All(char.IsAsciiDigit));
     }
 

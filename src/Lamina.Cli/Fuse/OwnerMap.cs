@@ -67,13 +67,15 @@ public sealed class OwnerMap
     }
 
     /// <summary>
-    /// Parses <c>STORED:SHOWN:COUNT[:STORED:SHOWN:COUNT...]</c>. Throws
+    /// Parses <c>STORED:SHOWN:COUNT[:STORED:SHOWN:COUNT...]</c> (empty fields ignored). Throws
     /// <see cref="FormatException"/> with a message fit for the user.
     /// </summary>
     public static IReadOnlyList<Range> ParseRanges(string option, string value)
     {
-        var parts = value.Split(':');
-        if (value.Length == 0 || parts.Length % 3 != 0)
+        // Empty fields are skipped, as fuse-overlayfs's tokenizer skips them: containers/storage
+        // (podman 4.x) writes uidmapping=:0:100000:65536, with a leading colon.
+        var parts = value.Split(':', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0 || parts.Length % 3 != 0)
             throw new FormatException($"option {option}= takes STORED:SHOWN:COUNT triples separated by ':', not '{value}'");
         var ranges = new List<Range>();
         for (int i = 0; i < parts.Length; i += 3)
