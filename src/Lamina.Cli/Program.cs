@@ -30,6 +30,7 @@ public static class Program
         {
             return args[0] switch
             {
+                "mount" when args is [_, "--version" or "-V"] => Version(), // what containers/storage asks a mount_program
                 "mount" => MountCommand.Run(args[1..]),
                 "umount" or "unmount" => UmountCommand.Run(args[1..]),
                 "status" => StatusCommand.Run(args[1..]),

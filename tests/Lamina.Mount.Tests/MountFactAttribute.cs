@@ -10,6 +10,24 @@ public sealed class MountFactAttribute : FactAttribute
         if (Why() is { } reason) Skip = reason;
     }
 
+    /// <summary>Programs the test runs (space-separated): the test is skipped, saying which is missing, when one is not on PATH.</summary>
+    public string? Needs
+    {
+        get => _needs;
+        set
+        {
+            _needs = value;
+            if (Skip is not null || value is null) return;
+            foreach (var tool in value.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                if (!OnPath(tool)) { Skip = $"cannot run here: '{tool}' is not installed"; return; }
+        }
+    }
+    private string? _needs;
+
+    internal static bool OnPath(string tool) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Any(dir => File.Exists(Path.Combine(dir, tool)));
+
     internal static string? Why()
     {
         if (!File.Exists("/dev/fuse")) return "cannot run here: /dev/fuse does not exist";

@@ -33,6 +33,12 @@ public sealed class MountArguments
     public string? LogFile { get; private set; }
     /// <summary>locks=mirror (default), local or mandatory: see Lamina.Locks.UnionLocks.</summary>
     public string LockMode { get; private set; } = "mirror";
+    /// <summary>fuse-overlayfs ID mapping: STORED:SHOWN:COUNT ranges, and squashing (see Fuse.OwnerMap).</summary>
+    public IReadOnlyList<Fuse.OwnerMap.Range> UidMapping { get; private set; } = [];
+    public IReadOnlyList<Fuse.OwnerMap.Range> GidMapping { get; private set; } = [];
+    public bool SquashToRoot { get; private set; }
+    public uint? SquashToUid { get; private set; }
+    public uint? SquashToGid { get; private set; }
 
     /// <summary>True when the branches come as a mergerfs-style list in the source operand.</summary>
     public bool BranchListSource => Source is not null && !EngineOptions.Any(o => o.StartsWith("lowerdir=", StringComparison.Ordinal) || o.StartsWith("lowerdir+=", StringComparison.Ordinal));
@@ -118,14 +124,64 @@ public sealed class MountArguments
                     LockMode = value is "mirror" or "local" or "mandatory" ? value
                         : throw new CommandLineException($"option locks= takes mirror, local or mandatory, not '{value}'");
                     break;
-                case "uidmapping" or "gidmapping" or "squash_to_root" or "squash_to_uid" or "squash_to_gid" or "xattr_permissions":
-                    throw new CommandLineException($"option {key} (fuse-overlayfs ID mapping) is not supported yet");
+                case "uidmapping" or "gidmapping":
+                    if (key == "uidmapping") UidMapping = Ranges(key, value ?? ""); else GidMapping = Ranges(key, value ?? "");
+                    _lastMapping = key;
+                    continue;
+                case "squash_to_root": SquashToRoot = true; break;
+                case "squash_to_uid": SquashToUid = Id(key, value); break;
+                case "squash_to_gid": SquashToGid = Id(key, value); break;
+                case "xattr_permissions":
+                    throw new CommandLineException("option xattr_permissions= (fuse-overlayfs's ownership kept in an xattr, which containers/storage asks for with force_mask) is not supported");
                 default:
+                    if (_lastMapping is { } mapping && IsTriple(raw))
+                    {
+                        // The man page's form uidmapping=0:1000:1,1:110000:65536 puts the next
+                        // triple after a comma, where it arrives as an option of its own.
+                        var more = Ranges(mapping, raw);
+                        if (mapping == "uidmapping") UidMapping = [.. UidMapping, .. more]; else GidMapping = [.. GidMapping, .. more];
+                        continue;
+                    }
                     if (key.StartsWith("x-", StringComparison.Ordinal)) break; // userspace-only fstab options
                     EngineOptions.Add(raw);
                     break;
             }
+            _lastMapping = null; // only a triple right after uidmapping=/gidmapping= continues it
         }
+    }
+
+    private string? _lastMapping;
+
+    private static bool IsTriple(string raw)
+    {
+        var parts = raw.Split(':', StringSplitOptions.RemoveEmptyEntries);
+        return parts.Length >= 3 && parts.Length % 3 == 0 && parts.All(p => p.Length > 0 && p.All(char.IsAsciiDigit));
+    }
+
+    private static IReadOnlyList<Fuse.OwnerMap.Range> Ranges(string key, string value)
+    {
+        try { return Fuse.OwnerMap.ParseRanges(key, value); }
+        catch (FormatException ex) { throw new CommandLineException(ex.Message); }
+    }
+
+    private static uint Id(string key, string? value) =>
+        uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+            ? n
+            : throw new CommandLineException($"option {key}= needs an id (a whole number from 0 to 4294967295), not '{value}'");
+
+    /// <summary>uidmapping=, gidmapping=, squash_to_*: how owners are shown through the mount (null: as stored).</summary>
+    public Fuse.OwnerMap? Owners()
+    {
+        var map = new Fuse.OwnerMap
+        {
+            Uids = UidMapping,
+            Gids = GidMapping,
+            SquashUid = SquashToUid ?? (SquashToRoot ? 0u : null),
+            SquashGid = SquashToGid ?? (SquashToRoot ? 0u : null),
+            OverflowUid = Fuse.OwnerMap.KernelOverflowId(uid: true),
+            OverflowGid = Fuse.OwnerMap.KernelOverflowId(uid: false),
+        };
+        return map.IsIdentity ? null : map;
     }
 
     private static TimeSpan Seconds(string key, string? value) =>

@@ -33,7 +33,7 @@ public static class MountDaemon
         union.Locks.Log = log;
         // locks=mandatory: every write must reach the daemon to be checked, so no kernel passthrough.
         var passthrough = union.Locks.Mandatory ? PassthroughMode.Off : a.Passthrough;
-        var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout) { Passthrough = passthrough };
+        var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout) { Passthrough = passthrough, Owners = a.Owners() };
         FuseMount mount;
         try
         {

@@ -72,7 +72,39 @@ public sealed partial class UnionFuse : IFuseFileSystem
 
     private static string Str(ReadOnlySpan<byte> s) => Encoding.UTF8.GetString(s);
 
-    private static Caller CallerOf(in RequestContext ctx) => new(ctx.Uid, ctx.Gid, (int)ctx.Pid, ctx.SupplementaryGroups);
+    /// <summary>
+    /// ID mapping (uidmapping=, gidmapping=, squash_to_*): null when ids pass unchanged. The engine
+    /// works in stored ids throughout; this adapter translates where the kernel's ids come in
+    /// (request headers, chown, ACL values) and go out (attributes, ACL values).
+    /// </summary>
+    public OwnerMap? Owners
+    {
+        get => _owners;
+        init => _owners = value is { IsIdentity: false } ? value : null;
+    }
+    private readonly OwnerMap? _owners;
+
+    /// <summary>The caller as the engine sees it: with ID mapping, the ids its files get on the branches.</summary>
+    private Caller CallerOf(in RequestContext ctx)
+    {
+        if (_owners is not { } map) return new(ctx.Uid, ctx.Gid, (int)ctx.Pid, ctx.SupplementaryGroups);
+        uint[]? groups = ctx.SupplementaryGroups is { } g
+            ? g.Select(map.StoreGroup).Where(x => x is not null).Select(x => x!.Value).ToArray()
+            : null;
+        return new(map.StoreUid(ctx.Uid), map.StoreGid(ctx.Gid), (int)ctx.Pid, groups);
+    }
+
+    /// <summary>Attributes for the kernel: with ID mapping, the owner as shown through the mount.</summary>
+    private FuseAttr Shown(in Statx st)
+    {
+        var attr = FuseAttr.FromStatx(st);
+        if (_owners is { } map)
+        {
+            attr.Uid = map.ShowUid(st.Uid);
+            attr.Gid = map.ShowGid(st.Gid);
+        }
+        return attr;
+    }
 
     /// <summary>Fills an entry for a node the engine has just counted one lookup of.</summary>
     private Errno Entry(UnionNode node, out EntryOut entry)
@@ -86,7 +118,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         }
         entry.NodeId = FuseId(node);
         entry.SetTimeouts(_entryTimeout, _attrTimeout);
-        entry.Attr = FuseAttr.FromStatx(st);
+        entry.Attr = Shown(st);
         return Errno.None;
     }
 
@@ -123,7 +155,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         }
         if (e != Errno.None) return e;
         attr.SetTimeout(_attrTimeout);
-        attr.Attr = FuseAttr.FromStatx(st);
+        attr.Attr = Shown(st);
         return Errno.None;
     }
 
@@ -137,8 +169,8 @@ public sealed partial class UnionFuse : IFuseFileSystem
         var request = new SetAttrRequest
         {
             Mode = (c.Valid & SetAttrValid.Mode) != 0 ? c.Mode : null,
-            Uid = (c.Valid & SetAttrValid.Uid) != 0 ? c.Uid : null,
-            Gid = (c.Valid & SetAttrValid.Gid) != 0 ? c.Gid : null,
+            Uid = (c.Valid & SetAttrValid.Uid) != 0 ? (_owners?.StoreUid(c.Uid) ?? c.Uid) : null,
+            Gid = (c.Valid & SetAttrValid.Gid) != 0 ? (_owners?.StoreGid(c.Gid) ?? c.Gid) : null,
             Size = (c.Valid & SetAttrValid.Size) != 0 ? (long)c.Size : null,
             ATime = (c.Valid & SetAttrValid.ATime) != 0 ? new StatxTimestamp((long)c.ATime, c.ATimeNsec) : null,
             MTime = (c.Valid & SetAttrValid.MTime) != 0 ? new StatxTimestamp((long)c.MTime, c.MTimeNsec) : null,
@@ -148,7 +180,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         var e = _union.SetAttr(node, handle, request, CallerOf(ctx), out var st);
         if (e != Errno.None) return e;
         attr.SetTimeout(_attrTimeout);
-        attr.Attr = FuseAttr.FromStatx(st);
+        attr.Attr = Shown(st);
         return Errno.None;
     }
 
@@ -380,13 +412,23 @@ public sealed partial class UnionFuse : IFuseFileSystem
     {
         size = 0;
         var node = Node(nodeId);
-        return node is null ? Errno.ESTALE : _union.GetXattr(node, Str(name), value, out size);
+        if (node is null) return Errno.ESTALE;
+        var e = _union.GetXattr(node, Str(name), value, out size);
+        if (e == Errno.None && _owners is { } map && value.Length > 0 && OwnerMap.IsAclName(name)) map.ShowAcl(value[..size]);
+        return e;
     }
 
     public Errno SetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags)
     {
         var node = Node(nodeId);
-        return node is null ? Errno.ESTALE : _union.SetXattr(node, Str(name), value, flags, CallerOf(ctx));
+        if (node is null) return Errno.ESTALE;
+        if (_owners is { } map && OwnerMap.IsAclName(name))
+        {
+            var stored = value.ToArray();
+            map.StoreAcl(stored);
+            return _union.SetXattr(node, Str(name), stored, flags, CallerOf(ctx));
+        }
+        return _union.SetXattr(node, Str(name), value, flags, CallerOf(ctx));
     }
 
     public Errno ListXattr(in RequestContext ctx, ulong nodeId, Span<byte> list, out int size)
@@ -454,7 +496,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
             return true; // gone since the listing was taken: leave it out
         var e = new EntryOut { NodeId = FuseId(node) };
         e.SetTimeouts(_entryTimeout, _attrTimeout);
-        e.Attr = FuseAttr.FromStatx(st);
+        e.Attr = Shown(st);
         if (entries.TryAddPlus(e, next, entry.Type, name)) return true;
         _union.Forget(node, 1);
         return false;
