@@ -118,7 +118,14 @@ public sealed partial class UnionFileSystem
         foreach (var b in branches)
         {
             var layer = new Layer { Branch = b, ParentFd = b.RootFd.Fd, Name = ".", RelPath = "", DirFd = new SafeFd(b.RootFd.Fd, ownsHandle: false) };
-            if (Sys.FStatx(b.RootFd.Fd, out layer.St) != 0) continue;
+            if (Sys.FStatx(b.RootFd.Fd, out layer.St) != 0)
+            {
+                // A branch whose filesystem is gone (ENOTCONN, EIO): say so, rather than answering
+                // as if the branch held nothing (ENOENT for its files, a listing without them).
+                var e = Sys.LastErrno;
+                res.Dispose();
+                return e;
+            }
             ReadDirMarkers(layer);
             layer.Opaque = false; // the root never cuts lower roots
             layer.Redirect = null;
