@@ -103,4 +103,119 @@ public class BranchFaultTests
         }
         finally { Directory.Delete(lower, recursive: true); }
     }
+
+    [MountWithToolsFact("mkfs.ext4")]
+    public void Root_reserved_blocks_stay_reserved_for_root_through_the_mount()
+    {
+        // Half the blocks reserved for root (resuid 0): ext4 lets a writer with fsuid 0 or
+        // CAP_SYS_RESOURCE use them. An ordinary caller writing through the mount must get ENOSPC
+        // where root goes on, as on the branch, although the daemon that writes is root.
+        using var ext4 = ScratchFs.Ext4(32, "-m 50");
+        var lower = Directory.CreateTempSubdirectory("lamina-lower-").FullName;
+        try
+        {
+            using var m = new LaminaMount([lower], Path.Combine(ext4.Path, "upper"), Path.Combine(ext4.Path, "work"));
+            Sys.FChmodAt(Sys.AT_FDCWD, m.Upper, 0x1FF, 0);
+            Sys.FChmodAt(Sys.AT_FDCWD, m.Root, 0x1ED, 0);
+            const string TwentyMiB = "b'x' * (20 << 20)";
+
+            // On the branch itself.
+            Assert.Equal("ENOSPC", FsCall.Run($"create('{m.Upper}/direct', {TwentyMiB})", Nobody));
+            long direct = new FileInfo(Path.Combine(m.Upper, "direct")).Length;
+            File.Delete(Path.Combine(m.Upper, "direct"));
+
+            m.Mount();
+            string M(string name) => Path.Combine(m.Merged, name);
+            Assert.Equal("ENOSPC", FsCall.Run($"create('{M("mine")}', {TwentyMiB})", Nobody));
+            long through = new FileInfo(M("mine")).Length;
+            Assert.True(through <= direct + (1 << 20), $"an ordinary caller wrote {through} bytes through the mount, {direct} on the branch");
+            Assert.Equal("ok", FsCall.Run($"os.unlink('{M("mine")}')", Nobody));
+            // The blocks come back once the kernel has sent RELEASE (in the background) and the daemon closed the file.
+            Assert.True(WaitForFreeBytes(ext4.Path, 15 << 20), "the unlinked file's blocks never came back");
+            // Root's requests keep the capability: root writes well past what the ordinary caller could.
+            Assert.Equal("ok", FsCall.Run($"create('{M("roots")}', b'x' * (14 << 20))"));
+            Assert.True(direct < 14 << 20);
+            m.Unmount();
+        }
+        finally { Directory.Delete(lower, recursive: true); }
+    }
+
+    private static bool WaitForFreeBytes(string path, long bytes)
+    {
+        for (int i = 0; i < 100; i++)
+        {
+            var r = Cli.Shell($"sync -f {path} && stat -f -c '%f %S' {path}");
+            var parts = r.StdOut.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length == 2 && long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture) * long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) >= bytes) return true;
+            Thread.Sleep(100);
+        }
+        return false;
+    }
+
+    [MountFact]
+    public void Branches_unmounted_lazily_underneath_keep_working_on_the_held_descriptors()
+    {
+        using var lowerFs = ScratchFs.Tmpfs();
+        using var upperFs = ScratchFs.Tmpfs();
+        using var m = new LaminaMount([lowerFs.Path], Path.Combine(upperFs.Path, "upper"), Path.Combine(upperFs.Path, "work"));
+        Directory.CreateDirectory(Path.Combine(lowerFs.Path, "d"));
+        File.WriteAllText(Path.Combine(lowerFs.Path, "d", "lf"), "lower\n");
+        File.WriteAllText(Path.Combine(lowerFs.Path, "lf2"), "lower2\n");
+        m.Mount();
+        int pid = m.DaemonPid()!.Value;
+        string M(string name) => Path.Combine(m.Merged, name);
+
+        lowerFs.UnmountLazily();
+        Assert.False(File.Exists(Path.Combine(lowerFs.Path, "lf2")), "the lower filesystem is still in the tree");
+        Assert.Equal("ok", FsCall.Run($"assert read('{M("d/lf")}') == b'lower\\n'"));
+        Assert.Equal("ok", FsCall.Run($"write('{M("lf2")}', 'more\\n')"));              // copy-up from the detached lower
+        Assert.Equal("ok", FsCall.Run($"assert sorted(os.listdir('{m.Merged}')) == ['d', 'lf2']"));
+
+        upperFs.UnmountLazily();
+        Assert.Equal("ok", FsCall.Run($"create('{M("new")}', 'new')"));
+        Assert.Equal("ok", FsCall.Run($"assert read('{M("lf2")}') == b'lower2\\nmore\\n'"));
+        Assert.Equal("ok", FsCall.Run($"assert read('{M("new")}') == b'new'"));
+        AssertDaemonAlive(m, pid);
+        m.Unmount();
+        Assert.True(LaminaMount.WaitForExit(pid, TimeSpan.FromSeconds(10)));
+        Assert.DoesNotContain(m.Merged, File.ReadAllText("/proc/self/mountinfo"));
+    }
+
+    [MountFact]
+    public void A_lower_branch_whose_filesystem_dies_gives_ENOTCONN_never_a_hang()
+    {
+        // The lower branch is itself a FUSE filesystem (another Lamina mount) whose daemon is killed.
+        using var inner = new LaminaMount(1, im => File.WriteAllText(Path.Combine(im.Lower(0), "lf"), "lower\n"));
+        inner.Mount();
+        var rw = Directory.CreateTempSubdirectory("lamina-rw-").FullName;
+        try
+        {
+            using var m = new LaminaMount([inner.Merged], Path.Combine(rw, "upper"), Path.Combine(rw, "work"));
+            File.WriteAllText(Path.Combine(m.Upper, "uf"), "upper\n");
+            m.Mount();
+            int pid = m.DaemonPid()!.Value;
+            string M(string name) => Path.Combine(m.Merged, name);
+            Assert.Equal("lower\n", File.ReadAllText(M("lf")));
+
+            int innerPid = inner.DaemonPid()!.Value;
+            Sys.Kill(innerPid, Sys.SIGKILL);
+            Assert.True(LaminaMount.WaitForExit(innerPid, TimeSpan.FromSeconds(10)));
+            Thread.Sleep(1500); // past the inner mount's attribute timeout: every look at the dead branch now asks its (gone) daemon
+
+            Assert.Equal("ENOTCONN", FsCall.Run($"read('{M("lf")}')", timeoutMs: 10_000));
+            Assert.Equal("ENOTCONN", FsCall.Run($"write('{M("lf")}', 'x')", timeoutMs: 10_000));
+            Assert.Equal("ENOTCONN", FsCall.Run($"os.listdir('{m.Merged}')", timeoutMs: 10_000));
+            Assert.Equal("ENOTCONN", FsCall.Run($"create('{M("new")}', 'x')", timeoutMs: 10_000));
+            // A file of the upper branch alone: readable, or the same clear error; never ENOENT, never a hang.
+            Assert.Contains(FsCall.Run($"assert read('{M("uf")}') == b'upper\\n'", timeoutMs: 10_000), new[] { "ok", "ENOTCONN" });
+            AssertDaemonAlive(m, pid);
+            m.Unmount();
+            Assert.True(LaminaMount.WaitForExit(pid, TimeSpan.FromSeconds(10)));
+        }
+        finally
+        {
+            inner.Unmount();
+            Directory.Delete(rw, recursive: true);
+        }
+    }
 }
