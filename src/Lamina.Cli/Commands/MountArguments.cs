@@ -31,6 +31,8 @@ public sealed class MountArguments
     public string? LogFile { get; private set; }
     /// <summary>locks=mirror (default), local or mandatory: see Lamina.Locks.UnionLocks.</summary>
     public string LockMode { get; private set; } = "mirror";
+    /// <summary>lock_waiters=N: most blocked lock requests at once; more fail with ENOLCK.</summary>
+    public int LockWaiters { get; private set; } = Lamina.Locks.UnionLocks.DefaultMaxWaiters;
 
     /// <summary>True when the branches come as a mergerfs-style list in the source operand.</summary>
     public bool BranchListSource => Source is not null && !EngineOptions.Any(o => o.StartsWith("lowerdir=", StringComparison.Ordinal) || o.StartsWith("lowerdir+=", StringComparison.Ordinal));
@@ -111,6 +113,7 @@ public sealed class MountArguments
                 case "timeout": EntryTimeout = AttrTimeout = Seconds(key, value); break;
                 case "workers" or "threads": Workers = Int(key, value); break;
                 case "log": LogFile = value; break;
+                case "lock_waiters": LockWaiters = Int(key, value); break;
                 case "locks":
                     LockMode = value is "mirror" or "local" or "mandatory" ? value
                         : throw new CommandLineException($"option locks= takes mirror, local or mandatory, not '{value}'");
