@@ -234,7 +234,9 @@ internal sealed class DirStacks
         DirStack built;
         if (path.Length == 0)
         {
-            built = new DirStack("", [.. _fs.RootLayers()], [], null, generation);
+            var e = _fs.RootLayers(out var roots);
+            if (e != Errno.None) return e;
+            built = new DirStack("", [.. roots], [], null, generation);
         }
         else
         {

@@ -163,7 +163,8 @@ public sealed partial class UnionFileSystem
     internal Errno ResolveFromRoots(string path, out Resolution res, Func<Branch, bool>? branchFilter = null)
     {
         res = new Resolution { Path = path };
-        var current = RootLayers(branchFilter);
+        var re = RootLayers(out var current, branchFilter);
+        if (re != Errno.None) { res.Dispose(); return re; }
         if (path.Length == 0)
         {
             res.Layers.AddRange(current);
@@ -180,18 +181,20 @@ public sealed partial class UnionFileSystem
     }
 
     /// <summary>The root layers: every branch root, whose markers never cut or redirect the roots below.</summary>
-    internal List<Layer> RootLayers(Func<Branch, bool>? branchFilter = null)
+    internal Errno RootLayers(out List<Layer> current, Func<Branch, bool>? branchFilter = null)
     {
-        var current = new List<Layer>();
+        current = [];
         foreach (var b in _branches.Branches)
         {
             if (branchFilter is not null && !branchFilter(b)) continue;
             var layer = new Layer { Branch = b, ParentFd = b.RootFd.Fd, Name = ".", RelPath = "", DirFd = new SafeFd(b.RootFd.Fd, ownsHandle: false) };
-            if (Sys.FStatx(b.RootFd.Fd, out layer.St) != 0) continue;
+            // A branch whose filesystem is gone (ENOTCONN, EIO): say so, rather than answering
+            // as if the branch held nothing (ENOENT for its files, a listing without them).
+            if (Sys.FStatx(b.RootFd.Fd, out layer.St) != 0) return Sys.LastErrno;
             ReadRootMarkers(layer);
             current.Add(layer);
         }
-        return current;
+        return Errno.None;
     }
 
     internal void ReadRootMarkers(Layer layer)

@@ -11,24 +11,39 @@ namespace Lamina.Mount.Tests;
 public sealed class LaminaMount : IDisposable
 {
     public string Root { get; }
-    public string Upper => Path.Combine(Root, "upper");
-    public string Work => Path.Combine(Root, "work");
+    public string Upper { get; }
+    public string Work { get; }
     public string Merged => Path.Combine(Root, "merged");
-    public string Lower(int i) => Path.Combine(Root, $"lower{i}");
+    public string Lower(int i) => _lowers[i];
     public bool Mounted { get; private set; }
+    private readonly string[] _lowers;
 
     public LaminaMount(int lowers = 2, Action<LaminaMount>? populate = null)
     {
         Root = Directory.CreateTempSubdirectory("lamina-mount-test-").FullName;
+        Upper = Path.Combine(Root, "upper");
+        Work = Path.Combine(Root, "work");
+        _lowers = Enumerable.Range(0, lowers).Select(i => Path.Combine(Root, $"lower{i}")).ToArray();
         Directory.CreateDirectory(Upper);
         Directory.CreateDirectory(Work);
         Directory.CreateDirectory(Merged);
-        LowerCount = lowers;
-        for (int i = 0; i < lowers; i++) Directory.CreateDirectory(Lower(i));
+        foreach (var l in _lowers) Directory.CreateDirectory(l);
         populate?.Invoke(this);
     }
 
-    public int LowerCount { get; }
+    /// <summary>A union over branches that live elsewhere (on filesystems of their own); only the mount point is made here.</summary>
+    public LaminaMount(IReadOnlyList<string> lowers, string upper, string work)
+    {
+        Root = Directory.CreateTempSubdirectory("lamina-mount-test-").FullName;
+        Upper = upper;
+        Work = work;
+        _lowers = [.. lowers];
+        Directory.CreateDirectory(Upper);
+        Directory.CreateDirectory(Work);
+        Directory.CreateDirectory(Merged);
+    }
+
+    public int LowerCount => _lowers.Length;
 
     public string Options(string extra = "") =>
         $"lowerdir={string.Join(':', Enumerable.Range(0, LowerCount).Select(Lower))},upperdir={Upper},workdir={Work}" + (extra.Length > 0 ? "," + extra : "");

@@ -39,6 +39,8 @@ public sealed class MountArguments
     public bool SquashToRoot { get; private set; }
     public uint? SquashToUid { get; private set; }
     public uint? SquashToGid { get; private set; }
+    /// <summary>lock_waiters=N: most blocked lock requests at once; more fail with ENOLCK.</summary>
+    public int LockWaiters { get; private set; } = Lamina.Locks.UnionLocks.DefaultMaxWaiters;
 
     /// <summary>True when the branches come as a mergerfs-style list in the source operand.</summary>
     public bool BranchListSource => Source is not null && !EngineOptions.Any(o => o.StartsWith("lowerdir=", StringComparison.Ordinal) || o.StartsWith("lowerdir+=", StringComparison.Ordinal));
@@ -120,6 +122,7 @@ public sealed class MountArguments
                 case "revalidate": Revalidate = Seconds(key, value); break;
                 case "workers" or "threads": Workers = Int(key, value); break;
                 case "log": LogFile = value; break;
+                case "lock_waiters": LockWaiters = Int(key, value); break;
                 case "locks":
                     LockMode = value is "mirror" or "local" or "mandatory" ? value
                         : throw new CommandLineException($"option locks= takes mirror, local or mandatory, not '{value}'");

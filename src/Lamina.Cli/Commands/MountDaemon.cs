@@ -31,6 +31,7 @@ public static class MountDaemon
         union.Locks.Mirroring = a.LockMode == "local" ? Locks.LockMirroring.Local : Locks.LockMirroring.Mirror;
         union.Locks.Mandatory = a.LockMode == "mandatory";
         union.Locks.Log = log;
+        union.Locks.MaxWaiters = a.LockWaiters;
         // locks=mandatory: every write must reach the daemon to be checked, so no kernel passthrough.
         var passthrough = union.Locks.Mandatory ? PassthroughMode.Off : a.Passthrough;
         var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout) { Passthrough = passthrough, Owners = a.Owners() };

@@ -258,7 +258,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
         var e = _union.Open(node, flags, CallerOf(ctx), out var handle);
-        return e != Errno.None ? e : Publish(handle!, ref open);
+        return e != Errno.None ? e : Publish(in ctx, handle!, ref open);
     }
 
     public Errno Create(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, uint umask, out EntryOut entry, out OpenOut open)
@@ -270,15 +270,15 @@ public sealed partial class UnionFuse : IFuseFileSystem
         if (e != Errno.None) return e;
         e = Entry(node!, out entry);
         if (e != Errno.None) { handle!.Release(); return e; }
-        e = Publish(handle!, ref open);
+        e = Publish(in ctx, handle!, ref open);
         if (e != Errno.None) _union.Forget(node!, 1);
         return e;
     }
 
     /// <summary>Gives the handle a file handle number and an I/O mode, or refuses it with ETXTBSY.</summary>
-    private Errno Publish(UnionHandle handle, ref OpenOut open)
+    private Errno Publish(in RequestContext ctx, UnionHandle handle, ref OpenOut open)
     {
-        var kind = ChooseIo(handle, ref open);
+        var kind = ChooseIo(in ctx, handle, ref open);
         if (kind == IoKind.Refused)
         {
             handle.Release();
@@ -290,7 +290,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         return Errno.None;
     }
 
-    private IoKind ChooseIo(UnionHandle handle, ref OpenOut open)
+    private IoKind ChooseIo(in RequestContext ctx, UnionHandle handle, ref OpenOut open)
     {
         var session = Session;
         var io = _io.GetOrAdd(handle.Node.NodeId, _ => new NodeIo());
@@ -311,7 +311,10 @@ public sealed partial class UnionFuse : IFuseFileSystem
             }
             if (wantPassthrough && io.CachedOpens == 0)
             {
-                int id = session!.OpenBacking(handle.BackingFd.Fd);
+                // Registered as the caller: the kernel's passthrough I/O then runs with the caller's
+                // filesystem identity, so root-reserved blocks stay root's (the first opener's
+                // identity serves every later open of the node while it stays in passthrough mode).
+                int id = session!.OpenBacking(handle.BackingFd.Fd, ctx.Uid, ctx.Gid);
                 if (id >= 0)
                 {
                     io.BackingId = id;
@@ -362,9 +365,16 @@ public sealed partial class UnionFuse : IFuseFileSystem
         written = 0;
         if (!_files.TryGetValue(request.Fh, out var f)) return Errno.EBADF;
         if (MandatoryWrite(in ctx, in request, f.Handle) is var me && me != Errno.None) return me; // locks=mandatory (UnionFuse.Locks.cs)
-        var e = f.Handle.Write(data, (long)request.Offset, out int n);
-        written = (uint)n;
-        return e;
+        // Written as the caller, so the branch filesystem judges the space it takes as the caller's
+        // (root-reserved blocks), as it does for passthrough writes.
+        var saved = Sys.SwapFsIdentity(ctx.Uid, ctx.Gid);
+        try
+        {
+            var e = f.Handle.Write(data, (long)request.Offset, out int n);
+            written = (uint)n;
+            return e;
+        }
+        finally { Sys.SwapFsIdentity(saved.Uid, saved.Gid); }
     }
 
     public Errno Flush(in RequestContext ctx, ulong nodeId, ulong fh, ulong lockOwner)

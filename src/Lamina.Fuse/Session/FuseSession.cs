@@ -150,6 +150,20 @@ public sealed unsafe class FuseSession : IDisposable
         return id >= 0 ? id : Sys.NegErrno;
     }
 
+    /// <summary>
+    /// As <see cref="OpenBacking(int)"/>, with the filesystem identity of <paramref name="uid"/> and
+    /// <paramref name="gid"/>: the kernel does passthrough I/O with the credentials of whoever
+    /// registered the backing file, so registering it as the caller makes the branch filesystem
+    /// judge that I/O as the caller's (root-reserved blocks, and with
+    /// <see cref="FuseSessionOptions.CallerResourceLimits"/> quotas), not as the daemon's.
+    /// </summary>
+    public int OpenBacking(int fd, uint uid, uint gid)
+    {
+        var saved = Sys.SwapFsIdentity(uid, gid);
+        try { return OpenBacking(fd); }
+        finally { Sys.SwapFsIdentity(saved.Uid, saved.Gid); }
+    }
+
     /// <summary>Releases a backing id; the kernel keeps the file while opens still use it.</summary>
     public Errno CloseBacking(int backingId)
     {

@@ -35,6 +35,14 @@ public sealed record FuseSessionOptions
     /// <summary>Ask the kernel to send the caller's matching supplementary group with create calls.</summary>
     public bool CreateSupplementaryGroup { get; init; }
 
+    /// <summary>
+    /// Serve the requests of callers other than root without CAP_SYS_RESOURCE (when the daemon has
+    /// it), so that their disk quotas and the root-reserved blocks of a filesystem apply to what
+    /// the daemon does for them, as they would without the mount. Root's requests keep it. Backing
+    /// files registered for passthrough carry the identity of the request that registered them.
+    /// </summary>
+    public bool CallerResourceLimits { get; init; } = true;
+
     /// <summary>Cache symlink targets in the kernel.</summary>
     public bool CacheSymlinks { get; init; } = true;
 

@@ -17,6 +17,7 @@ internal sealed unsafe partial class Worker
         var ctx = new RequestContext(h.Unique, h.Opcode, h.NodeId, h.Uid, h.Gid, h.Pid, groups);
         ulong node = h.NodeId;
         Errno e;
+        if (_session.Options.CallerResourceLimits) ActForCaller(h.Uid);
 
         switch (h.Opcode)
         {

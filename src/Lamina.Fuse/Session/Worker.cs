@@ -112,6 +112,33 @@ internal sealed unsafe partial class Worker
         }
     }
 
+    // CAP_SYS_RESOURCE in this thread's effective set: 1 raised, 0 lowered, -1 not known yet, 2 not ours to use.
+    private int _sysResource = -1;
+
+    /// <summary>
+    /// Lowers CAP_SYS_RESOURCE while serving a caller other than root and raises it again for root,
+    /// so quotas and reserved blocks limit an ordinary caller through the mount as they do directly.
+    /// Changes the thread's capabilities only when the kind of caller changes.
+    /// </summary>
+    private void ActForCaller(uint uid)
+    {
+        if (_sysResource == 2) return;
+        if (_sysResource == -1)
+        {
+            if (!Sys.ThreadMayUseCapability(Sys.CAP_SYS_RESOURCE)) { _sysResource = 2; return; }
+            _sysResource = 1;
+        }
+        int want = uid == 0 ? 1 : 0;
+        if (_sysResource == want) return;
+        var e = Sys.SetThreadEffectiveCapability(Sys.CAP_SYS_RESOURCE, want == 1);
+        if (e == Errno.None) _sysResource = want;
+        else
+        {
+            _sysResource = 2;
+            _session.Options.Log?.Invoke($"cannot change CAP_SYS_RESOURCE of a worker ({e}); callers' resource limits are not applied");
+        }
+    }
+
     private Span<byte> Payload => new(_out + OutHeaderSize, _outCapacity - OutHeaderSize);
 
     private void SendError(ulong unique, Errno errno) => Send(unique, -(int)errno, 0);

@@ -23,6 +23,18 @@ public static unsafe partial class Sys
     /// <summary>Sets this thread's filesystem gid; returns the previous one.</summary>
     public static int SetFsGid(uint gid) => (int)syscall1(SYS_setfsgid, gid);
 
+    /// <summary>
+    /// Sets this thread's filesystem uid and gid and returns the previous pair, to be set back the
+    /// same way. Leaving fsuid 0 lowers the thread's filesystem capabilities (CAP_DAC_OVERRIDE,
+    /// CAP_CHOWN, CAP_FOWNER, ...); going back to 0 raises them again.
+    /// </summary>
+    public static (uint Uid, uint Gid) SwapFsIdentity(uint uid, uint gid)
+    {
+        uint oldGid = (uint)SetFsGid(gid);
+        uint oldUid = (uint)SetFsUid(uid);
+        return (oldUid, oldGid);
+    }
+
     /// <summary>Sets this thread's supplementary groups only.</summary>
     public static int SetThreadGroups(ReadOnlySpan<uint> groups)
     {

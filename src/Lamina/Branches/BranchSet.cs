@@ -154,7 +154,7 @@ public sealed class BranchSet
         if (st.Dev != upper.Dev)
             throw new UnionConfigException($"workdir '{workDir}' and upper branch '{upper.Path}' are on different filesystems", workDir);
 
-        int lockFd = Sys.OpenAt(fd, LockName, Sys.O_RDWR | Sys.O_CREAT | Sys.O_CLOEXEC | Sys.O_NOFOLLOW, 0x180);
+        int lockFd = Sys.OpenAt(fd, LockName, Sys.O_RDONLY | Sys.O_CREAT | Sys.O_CLOEXEC | Sys.O_NOFOLLOW, 0x180);
         if (lockFd < 0) throw new UnionConfigException($"workdir '{workDir}': cannot create lock file: {Sys.StrError(Sys.LastErrno)}", workDir);
         var lockHandle = new SafeFd(lockFd);
         if (Sys.Flock(lockFd, Sys.LOCK_EX | Sys.LOCK_NB) != 0)

@@ -41,6 +41,16 @@ public sealed class UnionLocks
     /// <summary>Number of locks held (all kinds), for status output and tests.</summary>
     public int Count { get { lock (_gate) return _nodes.Values.Sum(n => n.Posix.Count + n.Flocks.Count); } }
 
+    /// <summary>Default for <see cref="MaxWaiters"/>.</summary>
+    public const int DefaultMaxWaiters = 4096;
+
+    /// <summary>
+    /// Most blocked requests waiting at once. Past it a new request that would have to wait fails
+    /// with ENOLCK, what the kernel answers when it cannot allocate a lock, so that callers cannot
+    /// make the table grow without bound. Requests that need not wait are not limited.
+    /// </summary>
+    public int MaxWaiters { get; set; } = DefaultMaxWaiters;
+
     /// <summary>Number of blocked requests.</summary>
     public int WaiterCount { get { lock (_gate) return _waiters.Count; } }
 
@@ -109,6 +119,11 @@ public sealed class UnionLocks
                 return ValueTask.FromResult(Errno.EDEADLK);
             }
             if (cancel.IsCancellationRequested) return ValueTask.FromCanceled<Errno>(cancel);
+            if (_waiters.Count >= MaxWaiters)
+            {
+                Tidy(nl);
+                return ValueTask.FromResult(Errno.ENOLCK);
+            }
             w = new Waiter(nl, request) { Blocker = blocker };
             nl.Waiters.Add(w);
             _waiters.Add(w);

@@ -345,6 +345,44 @@ public class UnionLockTests
     }
 
     [MountFact]
+    public void Past_lock_waiters_a_SETLKW_that_would_wait_fails_with_ENOLCK_and_later_ones_wait_again()
+    {
+        using var m = Layers().Mount("lock_waiters=2");
+        string f = Path.Combine(m.Merged, "upper-only.txt");
+        var d = Enumerable.Range(0, 4).Select(_ => new LockDriver()).ToArray();
+        try
+        {
+            foreach (var x in d) Assert.Equal("ok", x.Do($"open f {f} rw"));
+            Assert.Equal("ok", d[0].Do("lk f setlk w 0 10"));
+            var w1 = d[1].Start("lk f setlkw w 0 10");
+            var w2 = d[2].Start("lk f ofd_setlkw w 0 10");
+            Assert.False(w1.Wait(200));
+            Assert.False(w2.IsCompleted);
+            Assert.Equal("err ENOLCK", d[3].Do("lk f setlkw w 0 10"));
+            Assert.Equal("ok", d[3].Do("lk f setlkw w 100 10")); // needs no wait: not limited
+            Assert.Equal("ok", d[0].Do("lk f setlk u 0 0"));
+            Assert.True(w1.Wait(5000), "the first waiter was not granted");
+            Assert.Equal("ok", w1.Result);
+            // One waiter left (d[2]): a new one fits again.
+            var w3 = d[3].Start("lk f setlkw r 0 10");
+            Assert.False(w3.Wait(200));
+            Assert.Equal("ok", d[1].Do("lk f setlk u 0 0"));
+            // d[2] (write) and d[3] (read) want the same bytes: whoever gets them first lets go for the other.
+            int first = Task.WaitAny([w2, w3], 5000);
+            Assert.NotEqual(-1, first);
+            var (winner, other, unlock) = first == 0 ? (w2, w3, (d[2], "lk f ofd_setlk u 0 0")) : (w3, w2, (d[3], "lk f setlk u 0 0"));
+            Assert.Equal("ok", winner.Result);
+            Assert.Equal("ok", unlock.Item1.Do(unlock.Item2));
+            Assert.True(other.Wait(5000), "the last waiter was not granted");
+            Assert.Equal("ok", other.Result);
+        }
+        finally
+        {
+            foreach (var x in d) x.Dispose();
+        }
+    }
+
+    [MountFact]
     public void SETLKW_that_would_deadlock_fails_with_EDEADLK_as_the_kernel_does()
     {
         using var m = Layers().Mount();

@@ -132,6 +132,31 @@ public sealed class LockTableTests : IDisposable
     }
 
     [Fact]
+    public async Task Past_MaxWaiters_a_request_that_would_wait_fails_with_ENOLCK()
+    {
+        var h = Open("/upper.txt", Sys.O_RDWR);
+        var n = h.Node;
+        _fs.Locks.MaxWaiters = 2;
+        _fs.Locks.Set(n, P(1, W, 0, 9, h));
+        var w2 = _fs.Locks.SetWait(n, P(2, W, 0, 0, h), CancellationToken.None);
+        var w3 = _fs.Locks.SetWait(n, P(3, R, 5, 5, h), CancellationToken.None);
+        Assert.Equal(Errno.ENOLCK, await _fs.Locks.SetWait(n, P(4, W, 9, 9, h), CancellationToken.None));
+        Assert.Equal(2, _fs.Locks.WaiterCount);
+        // Requests that need not wait are not limited.
+        Assert.Equal(Errno.None, await _fs.Locks.SetWait(n, P(4, W, 20, 29, h), CancellationToken.None));
+        Assert.Equal(Errno.EAGAIN, _fs.Locks.Set(n, P(5, W, 0, 0, h)));
+        // A place frees up when a waiter is granted.
+        _fs.Locks.Set(n, P(1, U, 0, 9, h));
+        Assert.Equal(Errno.None, await w2.AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(Errno.None, await w3.AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+        var w5 = _fs.Locks.SetWait(n, P(5, W, 0, 0, h), CancellationToken.None);
+        Assert.False(w5.IsCompleted);
+        Assert.Equal(1, _fs.Locks.WaiterCount);
+        _fs.Locks.Set(n, P(2, U, 0, 0, h));
+        Assert.Equal(Errno.None, await w5.AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public async Task A_blocked_request_is_granted_when_the_holder_unlocks()
     {
         var h = Open("/upper.txt", Sys.O_RDWR);
