@@ -72,7 +72,7 @@ public static class MountDaemon
             return Program.Fail(ex.Message, 1);
         }
 
-        using var control = ControlServer.Start(mountPoint, a, union, adapter, session);
+        using var control = ControlServer.Start(mountPoint, a, union, adapter, session, log);
         void Stop(PosixSignalContext ctx) { ctx.Cancel = true; _ = Task.Run(() => session.Stop()); }
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
@@ -90,6 +90,8 @@ public static class MountDaemon
         {
             log?.Invoke($"session ended: {ex.Message}");
         }
+        // Watches outlive the daemon: the table is saved and the watch streams told to reconnect (W2b).
+        control?.SuspendWatches();
         union.Dispose();
         session.Dispose();
         log?.Invoke($"unmounted {mountPoint}");

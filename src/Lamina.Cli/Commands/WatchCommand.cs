@@ -13,7 +13,7 @@ namespace Lamina.Cli.Commands;
 /// </summary>
 public static class WatchCommand
 {
-    public const string Usage = "watch [-m] [-r] [-e EVENTS] [-t SECONDS] [-q] [--format FMT] [--json] PATH...";
+    public const string Usage = "watch [-m] [-r] [-e EVENTS] [-t SECONDS] [-q] [--format FMT] [--json] [--reconnect SECONDS] PATH...";
 
     public static int Run(string[] args)
     {
@@ -21,7 +21,7 @@ public static class WatchCommand
         uint mask = 0;
         string? format = null;
         int? attach = null;
-        double timeout = 0;
+        double timeout = 0, reconnect = 60;
         var paths = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -36,6 +36,7 @@ public static class WatchCommand
                 case "--no-dereference": noFollow = true; break;
                 case "--format": format = Value(); break;
                 case "-t" or "--timeout": timeout = double.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--reconnect": reconnect = double.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--attach": attach = int.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "-e" or "--event":
                     var names = Value();
@@ -72,7 +73,17 @@ public static class WatchCommand
         }
 
         if (!quiet) Console.Error.WriteLine(recursive ? "Setting up watches.  Beware: since -r was given, this may take a while!" : "Setting up watches.");
-        using var client = attach is int id ? WatchClient.Attach(mountPoint!, id) : WatchClient.Open(mountPoint!, mask, unionPaths);
+        var client = attach is int id ? WatchClient.Attach(mountPoint!, id) : WatchClient.Open(mountPoint!, mask, unionPaths);
+        try
+        {
+            return Stream(ref client, mountPoint!, unionPaths, shown, quiet, monitor, json, format, timeout, reconnect);
+        }
+        finally { client?.Dispose(); }
+    }
+
+    private static int Stream(ref WatchClient? client, string mountPoint, List<string> unionPaths, List<string> shown, bool quiet, bool monitor,
+        bool json, string? format, double timeout, double reconnect)
+    {
         if (client is null) return Program.Fail($"{mountPoint}: no Lamina daemon answers for this mount point", 1);
         foreach (var err in client.Errors) Console.Error.WriteLine($"Couldn't watch {err}");
         if (client.Watches.Count == 0) return 1;
@@ -95,7 +106,31 @@ public static class WatchCommand
         }
         var live = new HashSet<int>(client.Watches.Keys);
         var stdout = Console.Out;
-        while (client.Next() is { } e)
+        while (true)
+        {
+            if (client.Next() is not { } e)
+            {
+                // The daemon stopped (or died): the next daemon of this mount point restores the instance
+                // with the same wds; reconnect and go on. Watches that did not come back end.
+                var again = reconnect > 0 ? WatchClient.Reattach(mountPoint, client.InstanceId, TimeSpan.FromSeconds(reconnect)) : null;
+                var ended = live.Where(wd => again is null || !again.Watches.ContainsKey(wd)).Order().ToList();
+                if (again is not null) { client.Dispose(); client = again; }
+                foreach (int wd in ended)
+                {
+                    if (again is null) Print(new StreamedEvent(wd, InotifyMask.Unmount, 0, null));
+                    Print(new StreamedEvent(wd, InotifyMask.Ignored, 0, null));
+                    live.Remove(wd);
+                }
+                if (again is null || live.Count == 0) return 0;
+                continue;
+            }
+            Print(e);
+            if ((e.Mask & InotifyMask.Ignored) != 0) live.Remove(e.Wd);
+            if (!monitor) return 0;
+            if (live.Count == 0) return 0; // every watch ended, as inotifywait -m does
+        }
+
+        void Print(StreamedEvent e)
         {
             string w = display.GetValueOrDefault(e.Wd, "");
             string? name = e.Name;
@@ -107,11 +142,7 @@ public static class WatchCommand
             }
             stdout.WriteLine(json ? Json(e, w, name) : format is null ? $"{w} {InotifyMask.Format(e.Mask)} {name}" : Format(format, e, w, name));
             stdout.Flush();
-            if ((e.Mask & InotifyMask.Ignored) != 0) live.Remove(e.Wd);
-            if (!monitor) return 0;
-            if (live.Count == 0) return 0; // every watch ended, as inotifywait -m does
         }
-        return 0;
     }
 
     /// <summary>inotifywait's --format: %w watched path, %f name, %e events, %Xe events separated by X, %c cookie, %T time, %% percent.</summary>

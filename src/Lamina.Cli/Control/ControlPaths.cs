@@ -18,9 +18,14 @@ public static class ControlPaths
         }
     }
 
-    public static string SocketFor(string mountPoint)
+    public static string SocketFor(string mountPoint) => Path.Combine(Directory, Key(mountPoint) + ".sock");
+
+    /// <summary>Where the daemon of <paramref name="mountPoint"/> keeps its watch table between runs.</summary>
+    public static string WatchStateFor(string mountPoint) => Path.Combine(Directory, Key(mountPoint) + ".watches");
+
+    private static string Key(string mountPoint)
     {
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(mountPoint).TrimEnd('/')));
-        return Path.Combine(Directory, Convert.ToHexString(hash, 0, 8).ToLowerInvariant() + ".sock");
+        return Convert.ToHexString(hash, 0, 8).ToLowerInvariant();
     }
 }

@@ -30,12 +30,19 @@ public sealed partial class ControlServer
         int id;
         if (verb == "watch-attach")
         {
+            if (_suspended)
+            {
+                writer.Write($"error EAGAIN instance {argument}\n"); // this daemon is stopping: ask the next one
+                writer.Flush();
+                return;
+            }
             if (!int.TryParse(argument, CultureInfo.InvariantCulture, out id) || !_watchInstances.TryGetValue(id, out var found))
             {
                 writer.Write($"error ENOENT instance {argument}\n");
                 writer.Flush();
                 return;
             }
+            _awaitingClient.TryRemove(id, out _);
             instance = found;
             foreach (var w in instance.Watches) writer.Write($"wd {w.Wd} {Uri.EscapeDataString(w.Path)}\n");
         }
@@ -50,7 +57,7 @@ public sealed partial class ControlServer
             }
             instance = _union.Watches.CreateInstance();
             id = Interlocked.Increment(ref _nextInstance);
-            _watchInstances[id] = instance;
+            Register(id, instance);
             foreach (var path in fields.Skip(1))
             {
                 var e = instance.AddWatch(path, mask, out int wd);
@@ -60,9 +67,11 @@ public sealed partial class ControlServer
         writer.Write($"ready {id}\n");
         writer.Flush();
         var commands = Task.Run(() => StreamCommands(instance, reader, writer));
+        _clientGone[id] = commands;
+        Interlocked.Increment(ref _streams);
         try
         {
-            while (!commands.IsCompleted)
+            while (!commands.IsCompleted && !_suspended)
             {
                 var events = instance.ReadEvents(TimeSpan.FromMilliseconds(250));
                 if (events.Count == 0) continue;
@@ -73,6 +82,13 @@ public sealed partial class ControlServer
                     writer.Flush();
                 }
             }
+            if (_suspended)
+                lock (writer)
+                {
+                    // The table is saved: the client reattaches to the next daemon with the same instance id.
+                    writer.Write("suspend\n");
+                    writer.Flush();
+                }
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
@@ -81,7 +97,9 @@ public sealed partial class ControlServer
         finally
         {
             _watchInstances.TryRemove(id, out _);
+            _clientGone.TryRemove(id, out _);
             instance.Dispose();
+            Interlocked.Decrement(ref _streams);
         }
     }
 
@@ -185,7 +203,7 @@ public sealed partial class ControlServer
             else
             {
                 int id = Interlocked.Increment(ref _nextInstance);
-                _watchInstances[id] = instance;
+                Register(id, instance);
                 sb.Append(CultureInfo.InvariantCulture, $"restored {header} as instance {id}: {restored} watches\n");
             }
             block.Clear();

@@ -26,7 +26,8 @@ public sealed partial class ControlServer : IDisposable
         _socket = socket; _path = path; _mountPoint = mountPoint; _arguments = a; _union = union; _adapter = adapter; _session = session;
     }
 
-    public static ControlServer? Start(string mountPoint, MountArguments a, UnionFileSystem union, UnionFuse adapter, FuseSession session)
+    /// <summary>Listens for requests; first rebuilds the watch table a previous daemon of this mount point saved.</summary>
+    public static ControlServer? Start(string mountPoint, MountArguments a, UnionFileSystem union, UnionFuse adapter, FuseSession session, Action<string>? log = null)
     {
         try
         {
@@ -38,6 +39,8 @@ public sealed partial class ControlServer : IDisposable
             socket.Bind(new UnixDomainSocketEndPoint(path));
             socket.Listen(8);
             var server = new ControlServer(socket, path, mountPoint, a, union, adapter, session);
+            server.RestoreWatchState(log);
+            server.StartWatchStateSaver();
             _ = Task.Run(server.AcceptLoop);
             return server;
         }

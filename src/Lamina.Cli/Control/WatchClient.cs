@@ -66,12 +66,37 @@ public sealed class WatchClient : IDisposable
         return c; // the daemon refused the request: Errors says why
     }
 
+    /// <summary>The daemon stopped after saving the table ("suspend"): the next daemon of the mount point has the instance.</summary>
+    public bool Suspended { get; private set; }
+
+    /// <summary>
+    /// Streams the same instance from the daemon of <paramref name="mountPoint"/> once there is one
+    /// again (after a restart), trying until <paramref name="timeout"/> has passed; null when none
+    /// came back in time or the instance is gone.
+    /// </summary>
+    public static WatchClient? Reattach(string mountPoint, int instance, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            WatchClient? c = null;
+            try { c = Attach(mountPoint, instance); }
+            catch (IOException) { }
+            if (c is not null && c.InstanceId == instance) return c;
+            bool gone = c is not null && c.Errors.Any(e => e.StartsWith("ENOENT", StringComparison.Ordinal));
+            c?.Dispose();
+            if (gone || DateTime.UtcNow >= deadline) return null;
+            Thread.Sleep(200);
+        }
+    }
+
     /// <summary>The next event, or null at the end of the stream; other lines (command answers) go to <paramref name="other"/>.</summary>
     public StreamedEvent? Next(Action<string>? other = null)
     {
         string? line;
-        while ((line = _reader.ReadLine()) is not null)
+        while ((line = ReadLine()) is not null)
         {
+            if (line == "suspend") { Suspended = true; return null; }
             var f = line.Split(' ');
             if (f[0] == "event" && f.Length == 5)
                 return new StreamedEvent(int.Parse(f[1], CultureInfo.InvariantCulture), uint.Parse(f[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
@@ -79,6 +104,12 @@ public sealed class WatchClient : IDisposable
             other?.Invoke(line);
         }
         return null;
+    }
+
+    private string? ReadLine()
+    {
+        try { return _reader.ReadLine(); }
+        catch (IOException) { return null; } // the daemon died (connection reset)
     }
 
     /// <summary>Sends a command on the stream ("rm WD", "add MASKHEX PATH", "setnextwd WD"); its answer comes back among the events.</summary>

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using Lamina.Native;
@@ -28,10 +30,11 @@ public interface IKernelCacheInvalidator
 /// an upper copy that uncovers a lower file is IN_MODIFY.
 /// </summary>
 /// <remarks>
-/// Limits (documented in docs/watches.md): a branch directory that does not exist yet when the union
-/// directory is first watched is picked up at the next change the engine makes in that directory;
-/// branches on filesystems without inotify are not scanned yet (the revalidation on access still
-/// notices replaced objects).
+/// A followed directory missing from a branch is awaited there: the deepest branch directory that
+/// does exist on its path is watched for the next missing name, so a lower directory made directly,
+/// or an upper one made by copy-up or mkdir, is followed as soon as it appears. Under a recursive
+/// watch every directory of the subtree is followed, including ones that appear later. The snapshot
+/// can be saved and compared again after a restart (<see cref="SaveSnapshot"/>, <see cref="CompareWithSaved"/>).
 /// </remarks>
 public sealed class BranchWatcher : IDisposable
 {
@@ -40,19 +43,43 @@ public sealed class BranchWatcher : IDisposable
     private readonly IKernelCacheInvalidator? _kernel;
     private readonly object _gate = new();
     private readonly object _emitGate = new(); // never taken by a thread holding the engine's namespace lock
-    private readonly int _fd;
+    private int _fd;
     private readonly Dictionary<int, List<UnionNode>> _byBranchWd = [];
     private readonly Dictionary<UnionNode, DirState> _dirs = new(ReferenceEqualityComparer.Instance);
+    // Branch directories awaited: wd of the deepest existing branch directory → missing name → union directories waiting for it.
+    private readonly Dictionary<int, Dictionary<string, List<UnionNode>>> _pending = [];
+    // Work for the watcher's own thread (following subtrees, comparing a saved snapshot), in order.
+    private readonly ConcurrentQueue<Action> _work = new();
+    private readonly int _wakeRead, _wakeWrite;
     private Thread? _thread;
     private volatile bool _stopping;
+    private long _generation;
 
     private sealed class DirState
     {
         public readonly Dictionary<string, EntryState> Names = new(StringComparer.Ordinal);
         public readonly Dictionary<string, long> Versions = new(StringComparer.Ordinal);
         public readonly HashSet<int> BranchWds = [];
-        public int Followers;
+        public readonly List<(int Wd, string Name)> Awaiting = [];
+        public int Followers;   // watches that follow this directory itself
+        public bool Covered;    // followed because a recursive watch covers it
+        public bool Pinned;     // holds one lookup of its node (taken when it became covered)
         public bool NeedsScan;
+    }
+
+    /// <summary>Grows whenever the snapshot changes (persistence saves when it moved).</summary>
+    public long SnapshotGeneration => Interlocked.Read(ref _generation);
+
+    private void SetName(DirState state, string name, EntryState? now)
+    {
+        bool had = state.Names.TryGetValue(name, out var was);
+        if (now is { } v)
+        {
+            if (had && was == v) return;
+            state.Names[name] = v;
+        }
+        else if (!state.Names.Remove(name)) return;
+        Interlocked.Increment(ref _generation);
     }
 
     public BranchWatcher(UnionFileSystem fs, IKernelCacheInvalidator? kernel = null)
@@ -62,6 +89,34 @@ public sealed class BranchWatcher : IDisposable
         _kernel = kernel;
         _fd = Sys.InotifyInit1(Sys.IN_CLOEXEC | Sys.IN_NONBLOCK);
         if (_fd < 0) throw new ErrnoException(Sys.LastErrno, "inotify_init1");
+        unsafe
+        {
+            int* fds = stackalloc int[2];
+            if (Sys.Pipe2(fds, Sys.O_CLOEXEC | Sys.O_NONBLOCK) != 0)
+            {
+                var e = Sys.LastErrno;
+                Sys.Close(_fd);
+                throw new ErrnoException(e, "pipe2");
+            }
+            _wakeRead = fds[0];
+            _wakeWrite = fds[1];
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the watcher's thread, after the work queued before it.</summary>
+    private unsafe void Post(Action work)
+    {
+        _work.Enqueue(work);
+        byte one = 1;
+        Sys.Write(_wakeWrite, &one, 1);
+    }
+
+    /// <summary>Waits until the work queued so far is done (tests, and restore before it reports).</summary>
+    public bool Drain(TimeSpan timeout)
+    {
+        using var done = new ManualResetEventSlim();
+        Post(done.Set);
+        return done.Wait(timeout);
     }
 
     /// <summary>Branch events handled so far (for tests and the benchmark).</summary>
@@ -87,10 +142,12 @@ public sealed class BranchWatcher : IDisposable
     public void Start()
     {
         _hub.DirectoryWatched += OnDirectoryWatched;
+        _hub.RecursiveWatched += OnRecursiveWatched;
         _fs.EngineChangedEntry += OnEngineChanged;
         _fs.NodeBackingChanged += OnBackingChanged;
         _fs.EngineClosingForWrite += OnClosingForWrite;
         foreach (var node in _hub.WatchedDirectories()) OnDirectoryWatched(node, true);
+        foreach (var root in _hub.RecursiveRoots()) OnRecursiveWatched(root, true);
         _thread = new Thread(Run) { IsBackground = true, Name = "lamina-branch-watch" };
         _thread.Start();
     }
@@ -105,22 +162,204 @@ public sealed class BranchWatcher : IDisposable
         {
             lock (_gate)
             {
-                if (!_dirs.TryGetValue(dir, out var gone) || --gone.Followers > 0) return;
-                _dirs.Remove(dir);
-                foreach (int wd in gone.BranchWds) Unlink(wd, dir);
+                if (!_dirs.TryGetValue(dir, out var gone) || --gone.Followers > 0 || gone.Covered) return;
+                DropLocked(dir, gone);
             }
             return;
         }
-        var state = new DirState { Followers = 1 };
+        Follow(dir, s => s.Followers++, fresh: false);
+    }
+
+    /// <summary>
+    /// Follows <paramref name="dir"/> (or updates how it is followed): its branch directories watched,
+    /// the missing ones awaited, and a snapshot of its names taken, or, when <paramref name="fresh"/>
+    /// (a directory that just appeared), an empty snapshot compared at once so every name already in it
+    /// is reported. Returns false when it was followed already.
+    /// </summary>
+    private bool Follow(UnionNode dir, Action<DirState> update, bool fresh)
+    {
+        var state = new DirState();
         lock (_gate)
         {
-            if (_dirs.TryGetValue(dir, out var known)) { known.Followers++; return; }
+            if (_dirs.TryGetValue(dir, out var known)) { update(known); return false; }
+            update(state);
             _dirs[dir] = state;
         }
         AttachBranches(dir, state);
+        AwaitMissingBranches(dir, state);
+        if (fresh) { lock (_emitGate) Rescan(dir); return true; }
         foreach (var name in _fs.MergedNames(dir) ?? [])
             if (_fs.EntryStateOf(dir, name) is { } s)
-                lock (_gate) state.Names[name] = s;
+                lock (_gate) SetName(state, name, s);
+        return true;
+    }
+
+    /// <summary>Stops following a directory: its branch watches, awaited names and pin go.</summary>
+    private void DropLocked(UnionNode dir, DirState state)
+    {
+        _dirs.Remove(dir);
+        foreach (int wd in state.BranchWds) Unlink(wd, dir);
+        state.BranchWds.Clear();
+        ClearAwaitingLocked(dir, state);
+        if (state.Pinned) { state.Pinned = false; _fs.Forget(dir, 1); }
+    }
+
+    // ---- recursive watches: the whole subtree is followed ------------------------------------
+
+    private void OnRecursiveWatched(UnionNode root, bool watched)
+    {
+        if (watched)
+        {
+            _fs.PinNode(root);
+            Post(() => Cover(root, pinHeld: true, fresh: false));
+        }
+        else Post(() => Uncover(root));
+    }
+
+    /// <summary>
+    /// Follows <paramref name="dir"/> and every directory below it for a recursive watch (on the
+    /// watcher's thread). <paramref name="pinHeld"/>: the caller holds one lookup of the node, which
+    /// becomes the covered state's pin or is dropped.
+    /// </summary>
+    private void Cover(UnionNode dir, bool pinHeld, bool fresh)
+    {
+        var todo = new Stack<(UnionNode Dir, bool Pin, bool Fresh)>();
+        todo.Push((dir, pinHeld, fresh));
+        while (todo.TryPop(out var item))
+        {
+            var (d, pin, isFresh) = item;
+            bool newlyCovered = false;
+            void Mark(DirState s)
+            {
+                if (s.Covered) return;
+                s.Covered = true;
+                newlyCovered = true;
+                if (!s.Pinned) { s.Pinned = true; pin = false; }
+            }
+            if (d.IsDetached || !d.IsDirectory) { if (pin) _fs.Forget(d, 1); continue; }
+            Follow(d, Mark, isFresh);
+            if (pin) _fs.Forget(d, 1); // covered already, or pinned already
+            if (!newlyCovered || isFresh) continue; // a fresh directory's subdirectories are reported and covered through Emit
+            List<string> subdirs;
+            lock (_gate) subdirs = _dirs.TryGetValue(d, out var st) ? [.. st.Names.Where(kv => kv.Value.IsDirectory).Select(kv => kv.Key)] : [];
+            foreach (var name in subdirs)
+                if (_fs.Lookup(d, name, out var child) == Errno.None && child is not null)
+                    todo.Push((child, true, false));
+        }
+    }
+
+    /// <summary>A recursive watch ended: directories no other recursive watch covers are no longer followed for it.</summary>
+    private void Uncover(UnionNode root)
+    {
+        lock (_gate)
+        {
+            foreach (var (d, s) in _dirs.ToList())
+            {
+                if (!s.Covered || !IsAtOrBelow(d, root) || _hub.IsUnderRecursiveWatch(d)) continue;
+                s.Covered = false;
+                if (s.Followers == 0) DropLocked(d, s);
+                else if (s.Pinned) { s.Pinned = false; _fs.Forget(d, 1); }
+            }
+        }
+    }
+
+    private static bool IsAtOrBelow(UnionNode node, UnionNode root)
+    {
+        for (UnionNode? a = node; a is not null; a = a.Parent) if (ReferenceEquals(a, root)) return true;
+        return false;
+    }
+
+    /// <summary>A directory appeared in <paramref name="dir"/>: under a recursive watch, follow it (and report what it holds).</summary>
+    private void NewSubdirectory(UnionNode dir, string name, bool fresh)
+    {
+        lock (_gate) if (!_dirs.TryGetValue(dir, out var s) || !s.Covered) return;
+        if (_fs.Lookup(dir, name, out var child) != Errno.None || child is null) return;
+        Cover(child, pinHeld: true, fresh);
+    }
+
+    // ---- branch directories that do not exist yet --------------------------------------------
+
+    /// <summary>
+    /// For each branch where <paramref name="dir"/> has no directory (and could get one), watches the
+    /// deepest directory that exists on its path for the next missing name. Replaces earlier waits.
+    /// </summary>
+    private void AwaitMissingBranches(UnionNode dir, DirState state)
+    {
+        lock (_gate) ClearAwaitingLocked(dir, state);
+        if (ScanAllBranches || _fs.PathOfNode(dir) is not { } path) return;
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        foreach (var b in _fs.Branches)
+        {
+            var fd = b.RootFd;
+            SafeFd? opened = null;
+            try
+            {
+                for (int i = 0; i < parts.Length; i++)
+                {
+                    if (Descend(fd, parts[i], ref opened)) { fd = opened!; continue; }
+                    int wd = Sys.InotifyAddWatch(_fd, $"/proc/self/fd/{fd.Fd}", BranchMask);
+                    if (wd < 0) break;
+                    // It may have appeared just before the watch: then go on down instead of waiting.
+                    if (Descend(fd, parts[i], ref opened))
+                    {
+                        lock (_gate) ReleaseIfUnusedLocked(wd);
+                        fd = opened!;
+                        continue;
+                    }
+                    lock (_gate)
+                    {
+                        if (!_dirs.TryGetValue(dir, out var current) || current != state) { ReleaseIfUnusedLocked(wd); break; }
+                        if (!_pending.TryGetValue(wd, out var byName)) _pending[wd] = byName = new(StringComparer.Ordinal);
+                        if (!byName.TryGetValue(parts[i], out var waiting)) byName[parts[i]] = waiting = [];
+                        if (!waiting.Contains(dir, ReferenceEqualityComparer.Instance)) waiting.Add(dir);
+                        state.Awaiting.Add((wd, parts[i]));
+                        Trace($"await {path}: {parts[i]} in branch {b.Index} wd {wd}");
+                    }
+                    break;
+                }
+                // Reaching the end: the directory exists in this branch (contributing, or hidden by an opaque one above).
+            }
+            finally { opened?.Dispose(); }
+        }
+    }
+
+    private static bool Descend(SafeFd from, string name, ref SafeFd? opened)
+    {
+        if (BranchIo.OpenAt(from.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_DIRECTORY, 0, out var next) != Errno.None) return false;
+        opened?.Dispose();
+        opened = next;
+        return true;
+    }
+
+    private void ClearAwaitingLocked(UnionNode dir, DirState state)
+    {
+        foreach (var (wd, name) in state.Awaiting)
+        {
+            if (!_pending.TryGetValue(wd, out var byName) || !byName.TryGetValue(name, out var waiting)) continue;
+            waiting.Remove(dir);
+            if (waiting.Count == 0) byName.Remove(name);
+            if (byName.Count == 0) { _pending.Remove(wd); ReleaseIfUnusedLocked(wd); }
+        }
+        state.Awaiting.Clear();
+    }
+
+    private void ReleaseIfUnusedLocked(int wd)
+    {
+        if (!_byBranchWd.ContainsKey(wd) && !_pending.ContainsKey(wd)) Sys.InotifyRmWatch(_fd, wd);
+    }
+
+    /// <summary>An awaited name appeared in a branch: watch the new branch directories and report what they bring into view.</summary>
+    private void Arrived(List<UnionNode> dirs)
+    {
+        foreach (var d in dirs)
+        {
+            DirState? state;
+            lock (_gate) if (!_dirs.TryGetValue(d, out state)) continue;
+            Trace($"branch directory arrived for {_fs.PathOfNode(d)}");
+            AwaitMissingBranches(d, state);
+            AttachBranches(d, state);
+            lock (_emitGate) Rescan(d);
+        }
     }
 
     /// <summary>Watches each branch directory that contributes to <paramref name="dir"/> (again: new ones appear by copy-up or mkdir).</summary>
@@ -148,7 +387,7 @@ public sealed class BranchWatcher : IDisposable
         list.Remove(dir);
         if (list.Count > 0) return;
         _byBranchWd.Remove(wd);
-        Sys.InotifyRmWatch(_fd, wd);
+        ReleaseIfUnusedLocked(wd);
     }
 
     /// <summary>The engine changed this name itself: take its new state as the reference, so the branch echo is no event.</summary>
@@ -159,14 +398,27 @@ public sealed class BranchWatcher : IDisposable
         lock (_gate) if (!_dirs.TryGetValue(dir, out state)) return;
         var s = _fs.EntryStateOf(dir, name);
         EntryState? old;
+        bool covered;
         lock (_gate)
         {
             old = state.Names.TryGetValue(name, out var o) ? o : null;
             state.Versions[name] = state.Versions.GetValueOrDefault(name) + 1;
-            if (s is { } v) state.Names[name] = v; else state.Names.Remove(name);
+            SetName(state, name, s);
+            covered = state.Covered;
         }
         // A new name may have needed the directory itself copied up into another branch: watch that one too.
-        if (old is null || (s is { } now && now.Branch != old.Value.Branch)) AttachBranches(dir, state);
+        if (old is null || (s is { } now && now.Branch != old.Value.Branch))
+        {
+            AttachBranches(dir, state);
+            AwaitMissingBranches(dir, state);
+        }
+        // A directory made or moved here under a recursive watch is followed too (its content as it is: the engine reports its own changes).
+        if (covered && s is { IsDirectory: true } made && (old is null || !old.Value.IsDirectory || old.Value.UnionIno != made.UnionIno)
+            && _fs.FindNodeByIno(made.UnionIno) is { } node)
+        {
+            _fs.PinNode(node);
+            Post(() => Cover(node, pinHeld: true, fresh: false));
+        }
     }
 
     /// <summary>
@@ -191,7 +443,7 @@ public sealed class BranchWatcher : IDisposable
         {
             old = state.Names.TryGetValue(node.Name, out var o) ? o : null;
             state.Versions[node.Name] = state.Versions.GetValueOrDefault(node.Name) + 1;
-            if (now is { } v) state.Names[node.Name] = v; else state.Names.Remove(node.Name);
+            SetName(state, node.Name, now);
         }
         Trace($"closing {node.Name}: {old?.Size} -> {now?.Size}");
         if (old is { } a && now is { } b && a != b && (a.Size != b.Size || a.MSec != b.MSec || a.MNsec != b.MNsec))
@@ -210,11 +462,23 @@ public sealed class BranchWatcher : IDisposable
         var pending = new List<(int Wd, uint Mask, uint Cookie, string? Name)>();
         long lastScan = Environment.TickCount64;
         int scanCursor = 0;
+        var fds = stackalloc Sys.PollFd[2];
         while (!_stopping)
         {
-            var pfd = new Sys.PollFd { Fd = _fd, Events = Sys.POLLIN };
+            fds[0] = new Sys.PollFd { Fd = _fd, Events = Sys.POLLIN };
+            fds[1] = new Sys.PollFd { Fd = _wakeRead, Events = Sys.POLLIN };
             int wait = ScanInterval > TimeSpan.Zero ? (int)Math.Min(200, ScanInterval.TotalMilliseconds) : 200;
-            int r = Sys.Poll(&pfd, 1, wait);
+            int r = Sys.Poll(fds, 2, wait);
+            if (r > 0 && (fds[1].REvents & Sys.POLLIN) != 0)
+            {
+                fixed (byte* p = buffer) Sys.Read(_wakeRead, p, (nuint)buffer.Length);
+            }
+            while (_work.TryDequeue(out var work))
+            {
+                try { work(); }
+                catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException) { }
+            }
+            if (r > 0 && (fds[0].REvents & Sys.POLLIN) == 0) continue;
             if (ScanInterval > TimeSpan.Zero && Environment.TickCount64 - lastScan >= ScanInterval.TotalMilliseconds)
             {
                 lastScan = Environment.TickCount64;
@@ -229,7 +493,7 @@ public sealed class BranchWatcher : IDisposable
             // A rename's two halves can be split across reads: wait briefly for the IN_MOVED_TO.
             for (int tries = 0; tries < 5 && pending.Count > 0 && (pending[^1].Mask & InotifyMask.MovedFrom) != 0; tries++)
             {
-                pfd = new Sys.PollFd { Fd = _fd, Events = Sys.POLLIN };
+                var pfd = new Sys.PollFd { Fd = _fd, Events = Sys.POLLIN };
                 if (Sys.Poll(&pfd, 1, 2) <= 0) continue;
                 fixed (byte* p = buffer) n = Sys.Read(_fd, p, (nuint)buffer.Length);
                 if (n > 0) Parse(buffer, n, pending);
@@ -277,10 +541,29 @@ public sealed class BranchWatcher : IDisposable
             lock (_gate) dirs = _byBranchWd.TryGetValue(wd, out var l) ? [.. l] : [];
             if ((mask & InotifyMask.Ignored) != 0)
             {
-                lock (_gate) foreach (var d in dirs) { Unlink(wd, d); if (_dirs.TryGetValue(d, out var ds)) ds.BranchWds.Remove(wd); }
+                // The branch directory went: its union directories now await one again (and so do those that awaited a name in it).
+                List<UnionNode> awaiting;
+                lock (_gate)
+                {
+                    foreach (var d in dirs) { Unlink(wd, d); if (_dirs.TryGetValue(d, out var ds)) ds.BranchWds.Remove(wd); }
+                    awaiting = _pending.Remove(wd, out var byName) ? [.. byName.Values.SelectMany(l => l)] : [];
+                }
+                foreach (var d in dirs.Concat(awaiting).Distinct<UnionNode>(ReferenceEqualityComparer.Instance))
+                {
+                    DirState? ds;
+                    lock (_gate) if (!_dirs.TryGetValue(d, out ds)) continue;
+                    AwaitMissingBranches(d, ds);
+                }
                 continue;
             }
             if (rawName is null) continue; // the branch directory itself moved or went: its union directory's own events come from its parent
+            if ((mask & (InotifyMask.Create | InotifyMask.MovedTo)) != 0)
+            {
+                List<UnionNode>? arrived = null;
+                lock (_gate)
+                    if (_pending.TryGetValue(wd, out var byName) && byName.TryGetValue(rawName, out var waiting)) arrived = [.. waiting];
+                if (arrived is not null) { FlushFrom(); Arrived(arrived); }
+            }
             string name = rawName;
             if (name == Markers.AufsOpaque) { foreach (var d in dirs) Rescan(d); continue; }
             if (name.StartsWith(Markers.AufsWhiteoutPrefix, StringComparison.Ordinal)) name = name[Markers.AufsWhiteoutPrefix.Length..];
@@ -301,7 +584,7 @@ public sealed class BranchWatcher : IDisposable
                 lock (_gate)
                 {
                     if (state.Versions.GetValueOrDefault(name) != version) continue; // the engine changed it meanwhile: its own event covers it
-                    if (now is { } v) state.Names[name] = v; else state.Names.Remove(name);
+                    SetName(state, name, now);
                 }
                 if ((mask & InotifyMask.MovedFrom) != 0 && old is { } was && now is null)
                 {
@@ -369,6 +652,8 @@ public sealed class BranchWatcher : IDisposable
         else _kernel?.EntryChanged(dir, name);
         _hub.Entry(dir, name, isDir, mask, cookie);
         if (node is not null && (mask & InotifyMask.MovedTo) != 0) _hub.Object(node, InotifyMask.MoveSelf);
+        // A directory that appeared directly under a recursive watch: follow it and report what is already in it.
+        if (isDir && (mask & (InotifyMask.Create | InotifyMask.MovedTo)) != 0) NewSubdirectory(dir, name, fresh: true);
     }
 
     private void Rescan(UnionNode dir)
@@ -377,12 +662,12 @@ public sealed class BranchWatcher : IDisposable
         lock (_gate) if (!_dirs.TryGetValue(dir, out state)) return;
         var names = new HashSet<string>(_fs.MergedNames(dir) ?? [], StringComparer.Ordinal);
         lock (_gate) names.UnionWith(state.Names.Keys);
-        foreach (var name in names)
+        foreach (var name in names.Order(StringComparer.Ordinal))
         {
             EntryState? old;
             lock (_gate) old = state.Names.TryGetValue(name, out var o) ? o : null;
             var now = _fs.EntryStateOf(dir, name);
-            lock (_gate) { if (now is { } v) state.Names[name] = v; else state.Names.Remove(name); }
+            lock (_gate) SetName(state, name, now);
             Compare(dir, state, name, old, now);
         }
     }
@@ -409,6 +694,66 @@ public sealed class BranchWatcher : IDisposable
         foreach (var d in dirs) Rescan(d);
     }
 
+    // ---- the snapshot across a restart --------------------------------------------------------
+
+    /// <summary>
+    /// Writes the snapshot of every followed directory ("dir PATH", then "name NAME" and the merged
+    /// state's fields per name), so a daemon started later can tell what changed while none ran.
+    /// </summary>
+    public void SaveSnapshot(TextWriter writer)
+    {
+        lock (_gate)
+        {
+            foreach (var (dir, state) in _dirs)
+            {
+                if (_fs.PathOfNode(dir) is not { } path) continue;
+                writer.Write($"dir {Uri.EscapeDataString(path)}\n");
+                foreach (var (name, e) in state.Names)
+                    writer.Write(string.Create(CultureInfo.InvariantCulture,
+                        $"name {Uri.EscapeDataString(name)} {e.UnionIno} {e.Type} {e.Branch} {e.Dev} {e.Ino} {e.Size} {e.MSec} {e.MNsec} {e.CSec} {e.CNsec}\n"));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Takes a saved snapshot as the reference for the directories followed now and compares: every
+    /// difference is reported with the usual rules (on the watcher's thread, after the work queued
+    /// before, such as following recursive subtrees). Directories not followed now are skipped.
+    /// </summary>
+    public void CompareWithSaved(IEnumerable<string> lines)
+    {
+        var saved = new Dictionary<string, Dictionary<string, EntryState>>(StringComparer.Ordinal);
+        Dictionary<string, EntryState>? current = null;
+        foreach (var line in lines)
+        {
+            var f = line.Split(' ');
+            if (f[0] == "dir" && f.Length == 2) saved[Uri.UnescapeDataString(f[1])] = current = new(StringComparer.Ordinal);
+            else if (f[0] == "name" && f.Length == 12 && current is not null)
+            {
+                var c = CultureInfo.InvariantCulture;
+                current[Uri.UnescapeDataString(f[1])] = new EntryState(ulong.Parse(f[2], c), uint.Parse(f[3], c), int.Parse(f[4], c),
+                    ulong.Parse(f[5], c), ulong.Parse(f[6], c), ulong.Parse(f[7], c), long.Parse(f[8], c), uint.Parse(f[9], c),
+                    long.Parse(f[10], c), uint.Parse(f[11], c));
+            }
+        }
+        Post(() =>
+        {
+            List<UnionNode> dirs;
+            lock (_gate) dirs = [.. _dirs.Keys];
+            foreach (var d in dirs)
+            {
+                if (_fs.PathOfNode(d) is not { } path || !saved.TryGetValue(path, out var names)) continue;
+                lock (_gate)
+                {
+                    if (!_dirs.TryGetValue(d, out var state)) continue;
+                    state.Names.Clear();
+                    foreach (var (n, e) in names) state.Names[n] = e;
+                }
+                lock (_emitGate) Rescan(d);
+            }
+        });
+    }
+
     private static readonly string? TraceFile = Environment.GetEnvironmentVariable("LAMINA_WATCH_TRACE");
 
     private static void Trace(string line)
@@ -416,14 +761,30 @@ public sealed class BranchWatcher : IDisposable
         if (TraceFile is not null) lock (typeof(BranchWatcher)) File.AppendAllText(TraceFile, $"{DateTime.UtcNow:HH:mm:ss.ffffff} {line}\n");
     }
 
-    public void Dispose()
+    /// <summary>Stops following changes (the snapshot stays readable, for a last <see cref="SaveSnapshot"/>).</summary>
+    public void Stop()
     {
+        if (_stopping) return;
         _stopping = true;
         _hub.DirectoryWatched -= OnDirectoryWatched;
+        _hub.RecursiveWatched -= OnRecursiveWatched;
         _fs.EngineChangedEntry -= OnEngineChanged;
         _fs.NodeBackingChanged -= OnBackingChanged;
         _fs.EngineClosingForWrite -= OnClosingForWrite;
+        Post(() => { });
         _thread?.Join();
+    }
+
+    public void Dispose()
+    {
+        if (_fd < 0) return;
+        Stop();
         Sys.Close(_fd);
+        _fd = -1;
+        Sys.Close(_wakeRead);
+        Sys.Close(_wakeWrite);
+        lock (_gate)
+            foreach (var (d, s) in _dirs)
+                if (s.Pinned) { s.Pinned = false; _fs.Forget(d, 1); }
     }
 }

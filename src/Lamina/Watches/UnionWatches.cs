@@ -46,6 +46,27 @@ public sealed class UnionWatches : IWatchTargets
 
     internal bool HasWatches { get { lock (_gate) return _byNode.Count > 0; } }
 
+    /// <summary>A recursive watch on a directory began (true) or ended (false): the branch watcher follows its whole subtree.</summary>
+    internal event Action<UnionNode, bool>? RecursiveWatched;
+
+    /// <summary>Directories that carry a recursive watch now.</summary>
+    internal List<UnionNode> RecursiveRoots()
+    {
+        lock (_gate) return [.. _byNode.Where(kv => kv.Key.IsDirectory && kv.Value.Any(w => w.IsRecursive)).Select(kv => kv.Key)];
+    }
+
+    /// <summary>Whether <paramref name="dir"/> or a directory above it carries a recursive watch.</summary>
+    internal bool IsUnderRecursiveWatch(UnionNode dir)
+    {
+        lock (_gate)
+        {
+            if (_recursive == 0) return false;
+            for (UnionNode? a = dir; a is not null; a = a.Parent)
+                if (_byNode.TryGetValue(a, out var l) && l.Any(w => w.IsRecursive)) return true;
+            return false;
+        }
+    }
+
     // ---- IWatchTargets ----------------------------------------------------------------------
 
     public Errno Resolve(string path, bool followLast, out WatchTarget target)
@@ -97,6 +118,7 @@ public sealed class UnionWatches : IWatchTargets
             if (watch.IsRecursive) _recursive++;
         }
         if (followed is not null) DirectoryWatched?.Invoke(followed, true);
+        if (watch.IsRecursive && node.IsDirectory) RecursiveWatched?.Invoke(node, true);
     }
 
     public void Detach(Watch watch)
@@ -116,8 +138,9 @@ public sealed class UnionWatches : IWatchTargets
             }
             else return;
         }
-        _fs.Forget(node, 1);
+        if (watch.IsRecursive && node.IsDirectory) RecursiveWatched?.Invoke(node, false);
         if (unfollowed is not null) DirectoryWatched?.Invoke(unfollowed, false);
+        _fs.Forget(node, 1);
     }
 
     public void Unpin(object key) => _fs.Forget((UnionNode)key, 1);

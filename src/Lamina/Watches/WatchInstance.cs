@@ -87,6 +87,11 @@ public sealed class WatchInstance : IDisposable
     /// <summary>Raised (outside the instance lock) when the queue goes from empty to non-empty.</summary>
     public event Action<WatchInstance>? EventsAvailable;
 
+    /// <summary>Raised (outside the instance lock) after the watch table changed: a watch added, updated or removed, or the cursor moved.</summary>
+    public event Action<WatchInstance>? TableChanged;
+
+    private void Changed() => TableChanged?.Invoke(this);
+
     public int WatchCount { get { lock (_gate) return _byWd.Count; } }
     public int QueuedEvents { get { lock (_gate) return _queue.Count; } }
 
@@ -121,16 +126,19 @@ public sealed class WatchInstance : IDisposable
                 if ((mask & InotifyMask.MaskCreate) != 0) return Errno.EEXIST;
                 existing.Mask = (mask & InotifyMask.MaskAdd) != 0 ? existing.Mask | kept : kept;
                 wd = existing.Wd;
-                return Errno.None;
             }
-            int id = _wds.Allocate();
-            if (id < 0) { _targets.Unpin(target.Key); return Errno.ENOSPC; }
-            created = new Watch(this, id, kept, target);
-            _byWd[id] = created;
-            _byTarget[target.Key] = created;
-            wd = id;
+            else
+            {
+                int id = _wds.Allocate();
+                if (id < 0) { _targets.Unpin(target.Key); return Errno.ENOSPC; }
+                created = new Watch(this, id, kept, target);
+                _byWd[id] = created;
+                _byTarget[target.Key] = created;
+                wd = id;
+            }
         }
-        _targets.Attach(created);
+        if (created is not null) _targets.Attach(created);
+        Changed();
         return Errno.None;
     }
 
@@ -145,13 +153,18 @@ public sealed class WatchInstance : IDisposable
         }
         _targets.Detach(w);
         Signal();
+        Changed();
         return Errno.None;
     }
 
     /// <summary>INOTIFY_IOC_SETNEXTWD.</summary>
     public Errno SetNextWd(int wd)
     {
-        lock (_gate) return _wds.SetNext(wd) ? Errno.None : Errno.EINVAL;
+        bool ok;
+        lock (_gate) ok = _wds.SetNext(wd);
+        if (!ok) return Errno.EINVAL;
+        Changed();
+        return Errno.None;
     }
 
     /// <summary>The allocation cursor (the kernel's idr_next).</summary>
@@ -193,7 +206,7 @@ public sealed class WatchInstance : IDisposable
             }
             signal = before == 0 && _queue.Count > 0;
         }
-        if (detach) _targets.Detach(w);
+        if (detach) { _targets.Detach(w); Changed(); }
         if (signal) Signal();
     }
 
@@ -260,8 +273,8 @@ public sealed class WatchInstance : IDisposable
 
     private const string Magic = "lamina-watches 1";
 
-    /// <summary>Writes wds, masks, paths, the cursor and the pending events.</summary>
-    public void Checkpoint(TextWriter writer)
+    /// <summary>Writes wds, masks, paths, the cursor and (unless <paramref name="includeEvents"/> is false) the pending events.</summary>
+    public void Checkpoint(TextWriter writer, bool includeEvents = true)
     {
         lock (_gate)
         {
@@ -269,6 +282,7 @@ public sealed class WatchInstance : IDisposable
             writer.Write($"cursor {_wds.Cursor}\nmax-queued {MaxQueuedEvents}\n");
             foreach (var w in _byWd.Values)
                 writer.Write($"watch {w.Wd} {w.Mask:x} {Uri.EscapeDataString(w.Path)}\n");
+            if (includeEvents)
             foreach (var e in _queue)
                 writer.Write($"event {e.Wd} {e.Mask:x} {e.Cookie} {(e.Name is null ? "-" : Uri.EscapeDataString(e.Name))}\n");
         }
@@ -328,7 +342,31 @@ public sealed class WatchInstance : IDisposable
             foreach (int wd in lost) EnqueueLocked(new WatchEvent(wd, InotifyMask.Ignored, 0, null));
         }
         if (QueuedEvents > 0) Signal();
+        Changed();
         return Errno.None;
+    }
+
+    /// <summary>
+    /// Events may have been lost (the daemon stopped without saving its queue): queues one
+    /// IN_Q_OVERFLOW (wd -1), as the kernel does when its queue is full, so a reader knows to rescan.
+    /// </summary>
+    public void ReportLostEvents()
+    {
+        bool signal;
+        lock (_gate)
+        {
+            if (_closed) return;
+            int before = _queue.Count;
+            if (!_overflowQueued)
+            {
+                _overflowQueued = true;
+                _tail = new WatchEvent(-1, InotifyMask.QOverflow, 0, null);
+                _queue.Enqueue(_tail);
+                Monitor.PulseAll(_gate);
+            }
+            signal = before == 0 && _queue.Count > 0;
+        }
+        if (signal) Signal();
     }
 
     /// <summary>Closing the instance removes every watch (no events: nobody is left to read them).</summary>

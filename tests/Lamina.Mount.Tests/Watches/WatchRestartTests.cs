@@ -1,0 +1,85 @@
+using System.Diagnostics;
+
+namespace Lamina.Mount.Tests.Watches;
+
+/// <summary>
+/// W2b across a daemon restart: stop (SIGTERM) or kill (SIGKILL) the mount daemon, mount the same
+/// branches at the same mount point again: the running `lamina watch` reconnects by itself, keeps its
+/// wds, and hears about what changed in the branches while no daemon ran.
+/// </summary>
+public sealed class WatchRestartTests
+{
+    private static void Sh(string command)
+    {
+        var r = Cli.Shell(command);
+        Assert.True(r.ExitCode == 0, $"{command}: {r.StdErr}");
+    }
+
+    private static LaminaMount Layers() => new(1, m =>
+    {
+        Directory.CreateDirectory(Path.Combine(m.Lower(0), "a", "sub"));
+        File.WriteAllText(Path.Combine(m.Lower(0), "a", "kept"), "one\n");
+        Directory.CreateDirectory(Path.Combine(m.Upper, "b"));
+    });
+
+    private static void Stop(LaminaMount m, string signal)
+    {
+        int pid = m.DaemonPid() ?? throw new InvalidOperationException("no daemon pid");
+        Sh($"kill -{signal} {pid}");
+        Assert.True(LaminaMount.WaitForExit(pid, TimeSpan.FromSeconds(15)), "the daemon ended");
+        if (signal == "KILL") Assert.Equal(0, Cli.Run("umount", m.Merged).ExitCode); // clears the dead mount
+    }
+
+    [MountFact]
+    public void W2b_a_stopped_daemon_comes_back_with_every_wd_and_the_changes_made_meanwhile()
+    {
+        using var m = Layers().Mount();
+        string a = Path.Combine(m.Merged, "a"), b = Path.Combine(m.Merged, "b");
+        using var w = WatchProcess.Lamina("--json", "-r", a, b);
+        Sh($": > {b}/first");
+        Assert.Equal((2, "CREATE"), Event(w.Line("\"first\"")));
+
+        Stop(m, "TERM");
+        // Direct changes while no daemon runs, deep in the recursive watch too.
+        Sh($"echo two >> {m.Lower(0)}/a/kept; : > {m.Lower(0)}/a/sub/while-down; rm {m.Upper}/b/first");
+        m.Mount();
+
+        var restored = w.Until("while-down", TimeSpan.FromSeconds(60)).Select(WatchProcess.Parse).ToList();
+        Assert.DoesNotContain(restored, e => e.Events.Contains("Q_OVERFLOW") || e.Events.Contains("IGNORED") || e.Events.Contains("UNMOUNT"));
+        Assert.Contains(restored, e => e is { Wd: 1, Name: "kept", Events: "MODIFY" });
+        Assert.Contains(restored, e => e is { Wd: 2, Name: "first", Events: "DELETE" });
+        // The same wds go on: through the union, and directly in a branch.
+        Sh($": > {b}/after; : > {m.Lower(0)}/a/sub/direct");
+        Assert.Equal((2, "CREATE"), Event(w.Line("\"after\"")));
+        Assert.Equal((1, "CREATE"), Event(w.Line("\"direct\"")));
+    }
+
+    [MountFact]
+    public void W2b_a_killed_daemon_comes_back_with_every_wd_and_says_events_may_be_lost()
+    {
+        using var m = Layers().Mount();
+        string a = Path.Combine(m.Merged, "a"), b = Path.Combine(m.Merged, "b");
+        using var w = WatchProcess.Lamina("--json", a, b);
+        Sh($": > {a}/first");
+        Assert.Equal((1, "CREATE"), Event(w.Line("\"first\"")));
+        Thread.Sleep(1500); // the table is saved within moments of a change
+
+        Stop(m, "KILL");
+        Sh($": > {m.Lower(0)}/a/while-down");
+        var restart = Stopwatch.StartNew();
+        m.Mount();
+
+        var restored = w.Until("while-down", TimeSpan.FromSeconds(60)).Select(WatchProcess.Parse).ToList();
+        // (Events of "first" after its CREATE came before the kill.)
+        Assert.Equal(["Q_OVERFLOW"], restored.Where(e => e.Name != "first").Select(e => e.Events));
+        Sh($": > {b}/after");
+        Assert.Equal((2, "CREATE"), Event(w.Line("\"after\"")));
+        Assert.True(restart.Elapsed < TimeSpan.FromSeconds(30), $"reconnected in {restart.Elapsed}");
+    }
+
+    private static (int Wd, string Events) Event(string json)
+    {
+        var e = WatchProcess.Parse(json);
+        return (e.Wd, e.Events);
+    }
+}

@@ -1,0 +1,118 @@
+using Lamina.Watches;
+
+namespace Lamina.Tests.Watches;
+
+/// <summary>
+/// The branch watcher follows what a watch covers even when it changes shape: every directory below a
+/// recursive watch (also ones made later), and branch directories that come into being after the
+/// watch started (made directly in a lower branch, or in the upper one by copy-up).
+/// </summary>
+public sealed class BranchFollowTests : IDisposable
+{
+    private readonly TestLayers _t = new(lowers: 1);
+
+    public void Dispose() => _t.Dispose();
+
+    private string L(string rel) => Path.Combine(_t.Lowers[0], rel);
+    private string U(string rel) => Path.Combine(_t.Upper!, rel);
+
+    private static List<string> Until(WatchInstance i, string marker)
+    {
+        var got = new List<string>();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            foreach (var e in i.ReadEvents(TimeSpan.FromMilliseconds(100)))
+            {
+                if (e.Name is { } n && n.EndsWith(marker, StringComparison.Ordinal)) return got;
+                got.Add($"{InotifyMask.Format(e.Mask)} {e.Name}");
+            }
+        }
+        throw new TimeoutException($"no event for {marker}; got: {string.Join(" | ", got)}");
+    }
+
+    [Fact]
+    public void DirectChangesDeepInARecursivelyWatchedSubtreeRaiseEvents()
+    {
+        TestLayers.WriteFile(_t.Lowers[0], "r/a/b/deep", "one");
+        TestLayers.WriteFile(_t.Upper!, "r/u/f", "upper");
+        using var fs = _t.Mount();
+        using var i = fs.Watches.CreateInstance();
+        i.AddWatch("/r", InotifyMask.AllEvents | InotifyMask.Recursive, out _);
+        using var bw = new BranchWatcher(fs);
+        bw.Start();
+        Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
+
+        File.AppendAllText(L("r/a/b/deep"), "more");
+        Put(_t.Upper!, "r/u/new");
+        File.WriteAllText(L("r/a/b/m1"), "");
+        Assert.Equal(["MODIFY a/b/deep", "CREATE u/new"], Until(i, "m1"));
+
+        // A directory made directly below is followed too, with what was put in it before it was followed.
+        Directory.CreateDirectory(L("r/a/b/c/d"));
+        File.WriteAllText(L("r/a/b/c/d/early"), "");
+        var got = Until(i, "early");
+        Assert.Equal(["CREATE,ISDIR a/b/c", "CREATE,ISDIR a/b/c/d"], got);
+        Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
+        Put(_t.Lowers[0], "r/a/b/c/d/later");
+        File.WriteAllText(L("r/a/b/c/d/m3"), "");
+        Assert.Equal(["CREATE a/b/c/d/later"], Until(i, "m3"));
+
+        // A directory made through the union is followed as well.
+        fs.Paths.Mkdir("/r/made").Ok();
+        Assert.Equal(["CREATE,ISDIR made"], i.ReadEvents().Select(e => $"{InotifyMask.Format(e.Mask)} {e.Name}"));
+        Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
+        Put(_t.Upper!, "r/made/direct");
+        File.WriteAllText(U("r/made/m4"), "");
+        Assert.Equal(["CREATE made/direct"], Until(i, "m4"));
+    }
+
+    [Fact]
+    public void ALowerDirectoryMadeDirectlyAfterTheWatchStartedIsFollowed()
+    {
+        TestLayers.WriteFile(_t.Upper!, "x/y/z/up", "u");
+        using var fs = _t.Mount();
+        using var i = fs.Watches.CreateInstance();
+        i.AddWatch("/x/y/z", InotifyMask.AllEvents, out _);
+        using var bw = new BranchWatcher(fs);
+        bw.Start();
+        // /x/y/z has no lower directory yet; mkdir -p brings one (and a name in it) into the merged view.
+        Directory.CreateDirectory(L("x/y/z"));
+        File.WriteAllText(L("x/y/z/from-lower"), "l");
+        Assert.Equal([], Until(i, "from-lower"));
+        File.AppendAllText(L("x/y/z/from-lower"), "more");
+        File.WriteAllText(L("x/y/z/m2"), "");
+        Assert.Equal(["MODIFY from-lower"], Until(i, "m2"));
+    }
+
+    [Fact]
+    public void AnUpperDirectoryMadeByCopyUpAfterTheWatchStartedIsFollowed()
+    {
+        TestLayers.WriteFile(_t.Lowers[0], "p/q/f", "lower");
+        using var fs = _t.Mount();
+        using var i = fs.Watches.CreateInstance();
+        i.AddWatch("/p", InotifyMask.AllEvents | InotifyMask.Recursive, out _);
+        using var bw = new BranchWatcher(fs);
+        bw.Start();
+        Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
+        // Copying up /p/q/f makes the upper directories p and p/q after the watch started.
+        fs.Paths.Open("/p/q/f", Lamina.Native.Sys.O_WRONLY, out var h).Ok();
+        h!.Release();
+        Assert.True(Directory.Exists(U("p/q")));
+        File.WriteAllText(L("p/q/m1"), "");
+        Until(i, "m1");
+        // Direct changes in the new upper directory are seen now.
+        Put(_t.Upper!, "p/q/direct");
+        File.WriteAllText(L("p/q/m2"), "");
+        // (The upper q's times changed when f was renamed into it during the copy-up; that may show as ATTRIB on q.)
+        Assert.Equal(["CREATE q/direct"], Until(i, "m2").Where(e => e != "ATTRIB,ISDIR q"));
+    }
+
+    /// <summary>Makes a file in one step (written in the branch root, outside every watched directory, then renamed in), so it is one branch event.</summary>
+    private static void Put(string layer, string rel)
+    {
+        string path = Path.Combine(layer, rel), staged = Path.Combine(layer, "staged-" + Path.GetFileName(path));
+        File.WriteAllText(staged, "");
+        File.Move(staged, path);
+    }
+}
