@@ -116,10 +116,15 @@ public sealed partial class UnionFuse : IFuseFileSystem
             _union.Forget(node, 1);
             return e;
         }
-        entry.NodeId = FuseId(node);
-        entry.SetTimeouts(_entryTimeout, _attrTimeout);
-        entry.Attr = Shown(st);
+        entry = EntryOf(node, st);
         return Errno.None;
+    }
+
+    private EntryOut EntryOf(UnionNode node, in Statx st)
+    {
+        var entry = new EntryOut { NodeId = FuseId(node), Attr = Shown(st) };
+        entry.SetTimeouts(_entryTimeout, _attrTimeout);
+        return entry;
     }
 
     public Errno Lookup(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, out EntryOut entry)
@@ -129,9 +134,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         if (p is null) return Errno.ESTALE;
         var e = _union.Lookup(p, Str(name), out var node, out var st);
         if (e != Errno.None) return e;
-        entry.NodeId = FuseId(node!);
-        entry.SetTimeouts(_entryTimeout, _attrTimeout);
-        entry.Attr = FuseAttr.FromStatx(st);
+        entry = EntryOf(node!, st);
         return Errno.None;
     }
 

@@ -361,16 +361,22 @@ public class UnionLockTests
             Assert.Equal("err ENOLCK", d[3].Do("lk f setlkw w 0 10"));
             Assert.Equal("ok", d[3].Do("lk f setlkw w 100 10")); // needs no wait: not limited
             Assert.Equal("ok", d[0].Do("lk f setlk u 0 0"));
-            Assert.True(w1.Wait(5000), "the first waiter was not granted");
-            Assert.Equal("ok", w1.Result);
-            // One waiter left (d[2]): a new one fits again.
+            // The two waiters want the same bytes: one is granted (either may have queued first), the other waits on.
+            int first = Task.WaitAny([w1, w2], 5000);
+            Assert.True(first >= 0, "no waiter was granted");
+            var (granted, waiting) = first == 0 ? (w1, w2) : (w2, w1);
+            var (holder, unlockHeld) = first == 0 ? (d[1], "lk f setlk u 0 0") : (d[2], "lk f ofd_setlk u 0 0");
+            var (waiter, unlockWaiter) = first == 0 ? (d[2], "lk f ofd_setlk u 0 0") : (d[1], "lk f setlk u 0 0");
+            Assert.Equal("ok", granted.Result);
+            Assert.False(waiting.IsCompleted);
+            // One waiter left: a new one fits again.
             var w3 = d[3].Start("lk f setlkw r 0 10");
             Assert.False(w3.Wait(200));
-            Assert.Equal("ok", d[1].Do("lk f setlk u 0 0"));
-            // d[2] (write) and d[3] (read) want the same bytes: whoever gets them first lets go for the other.
-            int first = Task.WaitAny([w2, w3], 5000);
-            Assert.NotEqual(-1, first);
-            var (winner, other, unlock) = first == 0 ? (w2, w3, (d[2], "lk f ofd_setlk u 0 0")) : (w3, w2, (d[3], "lk f setlk u 0 0"));
+            Assert.Equal("ok", holder.Do(unlockHeld));
+            // The remaining write waiter and the read waiter want the same bytes: whoever gets them first lets go for the other.
+            int next = Task.WaitAny([waiting, w3], 5000);
+            Assert.NotEqual(-1, next);
+            var (winner, other, unlock) = next == 0 ? (waiting, w3, (waiter, unlockWaiter)) : (w3, waiting, (d[3], "lk f setlk u 0 0"));
             Assert.Equal("ok", winner.Result);
             Assert.Equal("ok", unlock.Item1.Do(unlock.Item2));
             Assert.True(other.Wait(5000), "the last waiter was not granted");
