@@ -67,13 +67,15 @@ public class LockSoakTests(ITestOutputHelper output)
             {
                 var left = deadline - sw.Elapsed;
                 if (!p.WaitForExit(left > TimeSpan.Zero ? left : TimeSpan.Zero))
-                    hung.Add($"pid {p.Id} (wchan {ReadOr($"/proc/{p.Id}/wchan", "?")}, stack:\n{ReadOr($"/proc/{p.Id}/stack", "?")})");
+                    hung.Add($"pid {p.Id} waits in {ReadOr($"/proc/{p.Id}/wchan", "?")}" + (hung.Count == 0 ? $", stack:\n{ReadOr($"/proc/{p.Id}/stack", "?")}" : ""));
             }
             if (hung.Count > 0)
             {
                 string locks = Cli.Run("locks", m.Merged).StdOut;
+                foreach (var (p, _, _) in procs) { try { p.Kill(); } catch (InvalidOperationException) { } p.WaitForExit(5000); }
+                string seen = string.Concat(procs.Select(x => x.Err.Result));
                 Assert.Fail($"seed {seed}: {hung.Count} of {Processes} processes still running {Margin.TotalSeconds:F0} s after the {seconds} s run ended:\n" +
-                    string.Join('\n', hung) + $"\nlamina locks:\n{locks}");
+                    string.Join('\n', hung) + $"\nlamina locks:\n{locks}" + (seen.Length > 0 ? $"reported by the processes before that:\n{seen}" : ""));
             }
             double elapsed = sw.Elapsed.TotalSeconds;
 

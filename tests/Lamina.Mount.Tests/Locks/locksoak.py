@@ -42,7 +42,9 @@ stats = {"id": ident, "pid": os.getpid(), "iterations": 0, "read_locks": 0, "wri
 def problem(kind, text):
     stats[kind] += 1
     if len(stats["examples"]) < 10:
-        stats["examples"].append(f"{time.monotonic() - start:.3f}s {text}")
+        line = f"{time.monotonic() - start:.3f}s {text}"
+        stats["examples"].append(line)
+        print(f"{kind[:-1]}: {line}", file=sys.stderr, flush=True)  # seen even if this process never gets to report
 
 
 def lock(fd, typ, s, n, blocking):
