@@ -454,7 +454,9 @@ public sealed class UnionLocks
             {
                 bool changed = false;
                 var e = TryAcquire(nl, w.Request, ref changed, out var blocker);
-                if (e == Errno.EAGAIN)
+                if (e == Errno.EAGAIN && w.Request.Kind == LockKind.Posix && WouldDeadlock(w.Request.Owner, blocker))
+                    Finish(w, Errno.EDEADLK); // as the kernel does: a retry that would wait in a cycle is refused, not queued
+                else if (e == Errno.EAGAIN)
                 {
                     bool wasExternal = w.Blocker.External;
                     w.Blocker = blocker;
@@ -499,7 +501,9 @@ public sealed class UnionLocks
                 if (!_waiters.Contains(w)) return;
                 bool changed = false;
                 var e = TryAcquire(w.Node, w.Request, ref changed, out var blocker);
-                if (e == Errno.EAGAIN)
+                if (e == Errno.EAGAIN && w.Request.Kind == LockKind.Posix && WouldDeadlock(w.Request.Owner, blocker))
+                    Finish(w, Errno.EDEADLK);
+                else if (e == Errno.EAGAIN)
                 {
                     w.Blocker = blocker;
                     if (blocker.External) ScheduleRetry(w);

@@ -197,6 +197,28 @@ public sealed class LockTableTests : IDisposable
     }
 
     [Fact]
+    public async Task A_waiter_that_wakes_into_a_cycle_is_refused_with_EDEADLK_as_the_kernel_retry_does()
+    {
+        // Found by the mount soak (LockSoakTests): a waiter whose blocker lets go, and that then
+        // conflicts with a lock whose owner waits for it, must not wait again. The kernel runs its
+        // detector on every retry of a blocked request (posix_lock_inode) and answers EDEADLK.
+        var h = Open("/upper.txt", Sys.O_RDWR);
+        var n = h.Node;
+        _fs.Locks.Set(n, P(1, W, 0, 0, h));
+        _fs.Locks.Set(n, P(2, W, 1, 1, h));
+        _fs.Locks.Set(n, P(3, W, 2, 2, h));
+        var w1 = _fs.Locks.SetWait(n, P(1, W, 1, 2, h), CancellationToken.None); // 1 waits for 2 (the first conflict)
+        Assert.False(w1.IsCompleted);
+        var w3 = _fs.Locks.SetWait(n, P(3, W, 0, 0, h), CancellationToken.None); // 3 waits for 1, which waits for 2: no cycle yet
+        Assert.False(w3.IsCompleted);
+        _fs.Locks.Set(n, P(2, U, 1, 1, h)); // 1 wakes and now conflicts with 3, which waits for 1
+        Assert.Equal(Errno.EDEADLK, await w1.AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.False(w3.IsCompleted);
+        _fs.Locks.ReleaseOwner(n, 1);
+        Assert.Equal(Errno.None, await w3.AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public async Task Cancelling_a_wait_removes_it()
     {
         var h = Open("/upper.txt", Sys.O_RDWR);
