@@ -328,9 +328,15 @@ public sealed partial class UnionFileSystem
         if (e != Errno.None) return e;
         layer.DirFd = res.Own(fd);
         layer.DirFdIsPath = isPath;
-        ReadDirMarkers(layer);
-        if (!layer.Opaque && layer.Branch.AufsFormat && BranchIo.Stat(fd.Fd, Markers.AufsOpaque, out _) == Errno.None) layer.Opaque = true;
+        ReadSubdirMarkers(layer);
         return Errno.None;
+    }
+
+    /// <summary>A directory's markers, the xattr forms and aufs's opaque file (roots: <see cref="ReadRootMarkers"/>).</summary>
+    private void ReadSubdirMarkers(Layer layer)
+    {
+        ReadDirMarkers(layer);
+        if (!layer.Opaque && layer.Branch.AufsFormat && BranchIo.Stat(layer.DirFd!.Fd, Markers.AufsOpaque, out _) == Errno.None) layer.Opaque = true;
     }
 
     /// <summary>Reads a directory layer's markers again from scratch (to compare with cached ones).</summary>
@@ -339,9 +345,8 @@ public sealed partial class UnionFileSystem
         layer.Opaque = layer.XWhiteouts = layer.Impure = false;
         layer.Redirect = null;
         layer.Origin = 0;
-        if (isRoot) { ReadRootMarkers(layer); return; }
-        ReadDirMarkers(layer);
-        if (!layer.Opaque && layer.Branch.AufsFormat && BranchIo.Stat(layer.DirFd!.Fd, Markers.AufsOpaque, out _) == Errno.None) layer.Opaque = true;
+        if (isRoot) ReadRootMarkers(layer);
+        else ReadSubdirMarkers(layer);
     }
 
     /// <summary>One listxattr tells whether there is anything to read at all (usually there is not).</summary>
