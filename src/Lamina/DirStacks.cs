@@ -24,8 +24,6 @@ internal sealed class DirStack
         Parent = parent;
         ParentEntries = parent?.Entries ?? 0;
         Generation = generation;
-        Stamps = new (StatxTimestamp CTime, StatxTimestamp MTime)[layers.Length];
-        for (int i = 0; i < layers.Length; i++) Stamps[i] = (layers[i].St.CTime, layers[i].St.MTime);
     }
 
     public string Path { get; }
@@ -41,7 +39,6 @@ internal sealed class DirStack
     public long Generation { get; }
     /// <summary>Counts the changes seen to the entries of any of this directory's layers (their mtime moved).</summary>
     public long Entries;
-    public (StatxTimestamp CTime, StatxTimestamp MTime)[] Stamps { get; }
     /// <summary>When the layers were last checked against the branches (Environment.TickCount64).</summary>
     public long CheckedAt = long.MinValue;
     public LinkedListNode<DirStack>? LruNode;
@@ -323,7 +320,8 @@ internal sealed class DirStacks
             {
                 var layer = stack.Layers[i];
                 if (Sys.FStatx(layer.DirFd!.Fd, out var st) != 0 || st.NLink == 0) return false;
-                var (ctime, mtime) = stack.Stamps[i];
+                // A layer's St is its state when last seen: the stamps to compare with.
+                var (ctime, mtime) = (layer.St.CTime, layer.St.MTime);
                 if (Same(st.CTime, ctime) && Same(st.MTime, mtime)) continue;
                 if (!Same(st.CTime, ctime))
                 {
@@ -340,7 +338,6 @@ internal sealed class DirStacks
                 var updated = stack.Layers[i].Clone();
                 updated.St = st;
                 stack.Layers[i] = updated;
-                stack.Stamps[i] = (st.CTime, st.MTime);
             }
             stack.CheckedAt = now;
             return true;
