@@ -162,6 +162,32 @@ public sealed partial class LoopbackServer : IDisposable
         if (Process is { } p && !p.HasExited) Sys.Kill(p.Id, signal);
     }
 
+    /// <summary>
+    /// SIGSTOP, then wait until every thread of the server is really stopped: kill(2) returns as
+    /// soon as the signal is queued, and a worker already on a CPU can still answer a request.
+    /// </summary>
+    public void Stop()
+    {
+        Signal(19); // SIGSTOP
+        if (Process is not { } p) return;
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < until)
+        {
+            bool all = true;
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{p.Id}/task"))
+            {
+                string stat;
+                try { stat = File.ReadAllText(Path.Combine(task, "stat")); }
+                catch (IOException) { continue; } // the thread ended
+                char state = stat[stat.LastIndexOf(')') + 2];
+                if (state != 'T' && state != 't') { all = false; break; }
+            }
+            if (all) return;
+            Thread.Sleep(2);
+        }
+        throw new TimeoutException($"server {p.Id} did not stop within 10 s of SIGSTOP");
+    }
+
     public bool WaitForExit(TimeSpan within) => Process is null || Process.WaitForExit(within);
 
     public void Dispose()
