@@ -53,7 +53,7 @@ public class LockDifferentialTests(ITestOutputHelper output)
     [MountFact]
     public void Random_lock_sequences_answer_exactly_as_on_plain_files()
     {
-        int count = int.TryParse(Environment.GetEnvironmentVariable("LAMINA_LOCK_DIFF_OPS"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 10000;
+        int count = int.TryParse(Environment.GetEnvironmentVariable("LAMINA_LOCK_DIFF_OPS"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 100_000;
         int seed = int.TryParse(Environment.GetEnvironmentVariable("LAMINA_LOCK_DIFF_SEED"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : Environment.TickCount;
         var content = new string('x', 64);
         using var m = new LaminaMount(1, mm =>
