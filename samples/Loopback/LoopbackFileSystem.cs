@@ -193,12 +193,23 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         return fd < 0 ? Sys.LastErrno : Remember(fd, out entry);
     }
 
+    /// <summary>
+    /// The object was made but its node could not be (out of nodes or descriptors): take the new
+    /// name away again, so a caller told "failed" finds nothing made.
+    /// </summary>
+    private static Errno Unmake(int dir, string name, bool directory, Errno failure)
+    {
+        Sys.UnlinkAt(dir, name, directory ? Sys.AT_REMOVEDIR : 0);
+        return failure;
+    }
+
     public Errno Mkdir(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, uint mode, uint umask, out EntryOut entry)
     {
         int dir = Get(parent).Fd.Fd; string n = Str(name);
         var e = AsCaller(ctx, () => Sys.MkdirAt(dir, n, mode & ~umask));
         if (e != Errno.None) { entry = default; return e; }
-        return LookupCreated(parent, name, out entry);
+        e = LookupCreated(parent, name, out entry);
+        return e == Errno.None ? e : Unmake(dir, n, directory: true, e);
     }
 
     public Errno Mknod(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, uint umask, out EntryOut entry)
@@ -206,7 +217,8 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         int dir = Get(parent).Fd.Fd; string n = Str(name);
         var e = AsCaller(ctx, () => Sys.MknodAt(dir, n, mode & ~umask, rdev));
         if (e != Errno.None) { entry = default; return e; }
-        return LookupCreated(parent, name, out entry);
+        e = LookupCreated(parent, name, out entry);
+        return e == Errno.None ? e : Unmake(dir, n, directory: false, e);
     }
 
     public Errno Symlink(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, out EntryOut entry)
@@ -214,14 +226,17 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         int dir = Get(parent).Fd.Fd; string n = Str(name), t = Str(target);
         var e = AsCaller(ctx, () => Sys.SymlinkAt(t, dir, n));
         if (e != Errno.None) { entry = default; return e; }
-        return LookupCreated(parent, name, out entry);
+        e = LookupCreated(parent, name, out entry);
+        return e == Errno.None ? e : Unmake(dir, n, directory: false, e);
     }
 
     public Errno Link(in RequestContext ctx, ulong nodeId, ulong newParent, ReadOnlySpan<byte> newName, out EntryOut entry)
     {
         entry = default;
-        if (Sys.LinkAt(Get(nodeId).Fd.Fd, "", Get(newParent).Fd.Fd, Str(newName), Sys.AT_EMPTY_PATH) != 0) return Sys.LastErrno;
-        return LookupCreated(newParent, newName, out entry);
+        int dir = Get(newParent).Fd.Fd; string n = Str(newName);
+        if (Sys.LinkAt(Get(nodeId).Fd.Fd, "", dir, n, Sys.AT_EMPTY_PATH) != 0) return Sys.LastErrno;
+        var e = LookupCreated(newParent, newName, out entry);
+        return e == Errno.None ? e : Unmake(dir, n, directory: false, e);
     }
 
     public Errno Unlink(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name) =>
@@ -249,14 +264,20 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         entry = default; open = default;
         int dir = Get(parent).Fd.Fd; string n = Str(name);
         int fd = -1;
+        bool made = false;
         var e = AsCaller(ctx, () =>
         {
-            fd = Sys.OpenAt(dir, n, (flags | Sys.O_CREAT | Sys.O_NOFOLLOW | Sys.O_CLOEXEC) & ~Sys.O_NOCTTY, mode & ~umask);
+            // Exclusive first, so that it is known whether this call made the file (and may take it away again).
+            int common = (flags | Sys.O_NOFOLLOW | Sys.O_CLOEXEC) & ~(Sys.O_NOCTTY | Sys.O_CREAT | Sys.O_EXCL);
+            fd = Sys.OpenAt(dir, n, common | Sys.O_CREAT | Sys.O_EXCL, mode & ~umask);
+            if (fd >= 0) { made = true; return 0; }
+            if (Sys.LastErrno != Errno.EEXIST || (flags & Sys.O_EXCL) != 0) return -1;
+            fd = Sys.OpenAt(dir, n, common, 0);
             return fd < 0 ? -1 : 0;
         });
         if (e != Errno.None) return e;
         e = LookupCreated(parent, name, out entry);
-        if (e != Errno.None) { Sys.Close(fd); return e; }
+        if (e != Errno.None) { Sys.Close(fd); return made ? Unmake(dir, n, directory: false, e) : e; }
         open.Fh = (ulong)fd;
         AttachBacking(Get(entry.NodeId), fd, ref open);
         return Errno.None;
