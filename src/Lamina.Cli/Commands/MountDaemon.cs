@@ -73,7 +73,10 @@ public static class MountDaemon
         }
 
         using var control = ControlServer.Start(mountPoint, a, union, adapter, session, log);
-        void Stop(PosixSignalContext ctx) { ctx.Cancel = true; _ = Task.Run(() => session.Stop()); }
+        // A signal stops the daemon (for a restart, say) and keeps the watches for the next one; an
+        // unmount from outside ends the session without it, and ends the watches too.
+        bool signalled = false;
+        void Stop(PosixSignalContext ctx) { ctx.Cancel = true; Volatile.Write(ref signalled, true); _ = Task.Run(() => session.Stop()); }
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx => ctx.Cancel = true);
@@ -90,9 +93,13 @@ public static class MountDaemon
         {
             log?.Invoke($"session ended: {ex.Message}");
         }
-        // Watches outlive the daemon: the table is saved and the watch streams told to reconnect (W2b).
-        control?.SuspendWatches();
+        bool restart = Volatile.Read(ref signalled);
+        // Stopped by a signal, watches outlive the daemon: the table is saved and the watch streams
+        // told to reconnect (W2b). Unmounted, they end as at any unmount.
+        if (restart) control?.SuspendWatches();
+        else control?.EndWatches();
         union.Dispose();
+        if (!restart) control?.AwaitWatchStreams(TimeSpan.FromSeconds(2));
         session.Dispose();
         log?.Invoke($"unmounted {mountPoint}");
         return 0;

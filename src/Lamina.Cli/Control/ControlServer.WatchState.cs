@@ -29,6 +29,7 @@ public sealed partial class ControlServer
     private Thread? _saver;
     private volatile bool _tableDirty;
     private volatile bool _suspended;
+    private volatile bool _ended; // unmounted for good: nothing is saved any more
     private long _savedGeneration = -1;
     private int _streams;
     private Action<string>? _stateLog;
@@ -120,10 +121,10 @@ public sealed partial class ControlServer
 
     private void SaveLoop()
     {
-        while (!_suspended)
+        while (!_suspended && !_ended)
         {
             _stateWake.WaitOne(TimeSpan.FromSeconds(1));
-            if (_suspended) return;
+            if (_suspended || _ended) return;
             foreach (var (id, until) in _awaitingClient)
                 if (DateTime.UtcNow > until && _awaitingClient.TryRemove(id, out _) && _watchInstances.TryRemove(id, out var gone))
                 {
@@ -144,7 +145,7 @@ public sealed partial class ControlServer
     {
         lock (_stateGate)
         {
-            if (_suspended) return;
+            if (_suspended || _ended) return;
             _tableDirty = false;
             string file = StateFile;
             try
@@ -185,6 +186,32 @@ public sealed partial class ControlServer
                 _stateLog?.Invoke($"watch state {file}: {ex.Message}");
             }
         }
+    }
+
+    /// <summary>
+    /// The mount was taken away from outside (`umount`, `lamina umount`), not stopped for a restart:
+    /// nothing is kept for a next daemon. The watches end as the kernel ends them at unmount, with
+    /// IN_UNMOUNT and IN_IGNORED when the union is disposed; <see cref="AwaitWatchStreams"/> then
+    /// lets the streams pass those on, and each `lamina watch` ends at once instead of waiting to
+    /// reconnect.
+    /// </summary>
+    public void EndWatches()
+    {
+        _branchWatcher?.Stop();
+        lock (_stateGate)
+        {
+            _ended = true;
+            try { File.Delete(StateFile); } catch (IOException) { }
+        }
+        _stateWake.Set();
+        _saver?.Join(TimeSpan.FromSeconds(2));
+    }
+
+    /// <summary>Waits (up to <paramref name="within"/>) until every watch stream has ended.</summary>
+    public void AwaitWatchStreams(TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (Volatile.Read(ref _streams) > 0 && DateTime.UtcNow < deadline) Thread.Sleep(20);
     }
 
     /// <summary>

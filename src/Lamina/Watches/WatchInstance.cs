@@ -291,7 +291,8 @@ public sealed class WatchInstance : IDisposable
     /// <summary>
     /// Rebuilds a checkpoint into this (empty) instance: every watch gets its old wd, the cursor and
     /// the pending events come back. Linear in the number of watches. A path that no longer resolves
-    /// cannot be watched again: its wd gets IN_IGNORED, as if the watch had ended.
+    /// cannot be watched again: its wd gets what the kernel gives a watch whose object was deleted,
+    /// IN_DELETE_SELF (when the mask asks for it) and IN_IGNORED.
     /// </summary>
     public Errno Restore(TextReader reader, out int restored)
     {
@@ -299,7 +300,7 @@ public sealed class WatchInstance : IDisposable
         if (reader.ReadLine() != Magic) return Errno.EINVAL;
         uint cursor = 1;
         var events = new List<WatchEvent>();
-        var lost = new List<int>();
+        var lost = new List<(int Wd, uint Mask, bool Gone)>();
         string? line;
         while ((line = reader.ReadLine()) is not null)
         {
@@ -314,11 +315,11 @@ public sealed class WatchInstance : IDisposable
                     uint mask = uint.Parse(f[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
                     string path = f[3].Contains('%') ? Uri.UnescapeDataString(f[3]) : f[3];
                     var e = _targets.Resolve(path, followLast: false, out var target);
-                    if (e != Errno.None) { lost.Add(wd); break; }
+                    if (e != Errno.None) { lost.Add((wd, mask, e is Errno.ENOENT or Errno.ENOTDIR)); break; }
                     Watch w;
                     lock (_gate)
                     {
-                        if (_byTarget.ContainsKey(target.Key) || !_wds.Claim(wd)) { _targets.Unpin(target.Key); lost.Add(wd); break; }
+                        if (_byTarget.ContainsKey(target.Key) || !_wds.Claim(wd)) { _targets.Unpin(target.Key); lost.Add((wd, mask, false)); break; }
                         w = new Watch(this, wd, mask, target);
                         _byWd[wd] = w;
                         _byTarget[target.Key] = w;
@@ -339,7 +340,11 @@ public sealed class WatchInstance : IDisposable
         {
             _wds.Cursor = cursor;
             foreach (var e in events) EnqueueLocked(e);
-            foreach (int wd in lost) EnqueueLocked(new WatchEvent(wd, InotifyMask.Ignored, 0, null));
+            foreach (var (wd, mask, gone) in lost)
+            {
+                if (gone && (mask & InotifyMask.DeleteSelf) != 0) EnqueueLocked(new WatchEvent(wd, InotifyMask.DeleteSelf, 0, null));
+                EnqueueLocked(new WatchEvent(wd, InotifyMask.Ignored, 0, null));
+            }
         }
         if (QueuedEvents > 0) Signal();
         Changed();

@@ -73,6 +73,9 @@ public sealed class WatchProcess : IDisposable
             string.Join(',', r.GetProperty("events").EnumerateArray().Select(e => e.GetString())));
     }
 
+    /// <summary>Whether the process ends by itself within <paramref name="within"/>.</summary>
+    public bool WaitForExit(TimeSpan within) => _p.WaitForExit(within);
+
     public void Dispose()
     {
         try { if (!_p.HasExited) _p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }

@@ -77,6 +77,34 @@ public sealed class WatchRestartTests
         Assert.True(restart.Elapsed < TimeSpan.FromSeconds(30), $"reconnected in {restart.Elapsed}");
     }
 
+    [MountFact]
+    public void W2b_an_unmount_ends_every_watch_at_once_and_keeps_nothing_for_a_next_daemon()
+    {
+        using var m = Layers().Mount();
+        string a = Path.Combine(m.Merged, "a"), b = Path.Combine(m.Merged, "b");
+        string state = Lamina.Cli.Control.ControlPaths.WatchStateFor(m.Merged);
+        using var w = WatchProcess.Lamina("--json", a, b);
+        Sh($": > {a}/first");
+        Assert.Equal((1, "CREATE"), Event(w.Line("\"first\"")));
+        var saved = Stopwatch.StartNew();
+        while (!File.Exists(state) && saved.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(50);
+        Assert.True(File.Exists(state), $"the watch table was never saved to {state}");
+
+        var unmount = Stopwatch.StartNew();
+        Assert.Equal(0, Cli.Run("umount", m.Merged).ExitCode);
+        // As at the kernel's unmount: IN_UNMOUNT then IN_IGNORED for each watch, and the client
+        // ends at once (not after `--reconnect`, 60 s by default, waiting for a next daemon).
+        var last = w.Until("\"IGNORED\"", TimeSpan.FromSeconds(20)).Select(WatchProcess.Parse).ToList();
+        Assert.Contains(last, e => e.Events == "UNMOUNT");
+        Assert.True(w.WaitForExit(TimeSpan.FromSeconds(20)), "lamina watch did not end after the unmount");
+        Assert.True(unmount.Elapsed < TimeSpan.FromSeconds(30), $"ended {unmount.Elapsed} after the unmount");
+        Assert.False(File.Exists(state), "the watch table was kept for a next daemon after an unmount");
+
+        // A new mount of the same branches starts with no watches.
+        m.Mount();
+        Assert.False(File.Exists(state));
+    }
+
     private static (int Wd, string Events) Event(string json)
     {
         var e = WatchProcess.Parse(json);

@@ -134,13 +134,15 @@ public sealed class WatchInstanceTests
     }
 
     [Fact]
-    public void RestoreOfAPathThatNoLongerExistsEndsThatWatchWithIgnored()
+    public void RestoreOfAPathThatNoLongerExistsEndsThatWatchAsADeletionDoes()
     {
-        var text = "lamina-watches 1\ncursor 8\nmax-queued 16384\nwatch 7 2 missing%2Fx\nwatch 5 2 here\n";
+        // wd 7 asked for IN_MODIFY only, wd 9 also for IN_DELETE_SELF (0x400): as with the kernel,
+        // only the second hears of the deletion, and both end with IN_IGNORED.
+        var text = "lamina-watches 1\ncursor 10\nmax-queued 16384\nwatch 7 2 missing%2Fx\nwatch 5 2 here\nwatch 9 402 missing-too\n";
         var dst = new WatchInstance(new MemoryTargets());
         Assert.Equal(Errno.None, dst.Restore(new StringReader(text), out int restored));
         Assert.Equal(1, restored);
-        Assert.Equal([Ev(7, InotifyMask.Ignored)], dst.ReadEvents());
+        Assert.Equal([Ev(7, InotifyMask.Ignored), Ev(9, InotifyMask.DeleteSelf), Ev(9, InotifyMask.Ignored)], dst.ReadEvents());
         Assert.Equal(Errno.EINVAL, new WatchInstance(new MemoryTargets()).Restore(new StringReader("garbage\n"), out _));
     }
 
