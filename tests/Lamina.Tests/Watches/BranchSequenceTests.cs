@@ -99,7 +99,8 @@ public sealed class BranchSequenceTests : IDisposable
             case "upper copy":
                 TestLayers.WriteFile(_t.Upper!, "d/x", "upper");
                 TestLayers.WriteFile(_t.Upper!, "d/y", "upper");
-                TestLayers.MakeDir(_t.Upper!, "d/s");
+                // A file: an upper directory would merge with the lower one (and take its inode number from it).
+                TestLayers.WriteFile(_t.Upper!, "d/s", "upper");
                 break;
             case "whiteout":
                 foreach (var n in new[] { "x", "y", "s" }) TestLayers.Whiteout(_t.Upper!, "d/" + n);
