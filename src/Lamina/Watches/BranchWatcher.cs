@@ -23,11 +23,13 @@ public interface IKernelCacheInvalidator
 /// Follows changes made directly in branches (W1/W3, W2, union directories): every branch directory
 /// that contributes to a watched union directory is watched with real inotify, and each branch event
 /// is judged by what the merged view shows. A per-directory snapshot of each name's merged state
-/// (union inode, which branch file shows it, its times and size) turns a branch event into an
-/// event only when the merged view changed: a change to a shadowed lower file, a new lower name
-/// under an opaque directory, whiteout and opaque markers, and the engine's own changes (the engine
-/// refreshes the snapshot as it makes them, so their echoes compare equal) raise nothing; removing
-/// an upper copy that uncovers a lower file is IN_MODIFY.
+/// (union inode, which branch file shows it, its times and size) tells the engine's own changes
+/// from direct ones: the engine refreshes the snapshot as it makes them, so their echoes compare
+/// equal. A raw event that cannot be such an echo is one union event when the view shows it, judged
+/// by what it says even when the branches have moved on since (a name made and removed again is
+/// IN_CREATE and IN_DELETE, as on a plain directory). A change to a shadowed lower file, a new lower
+/// name under an opaque directory, whiteout and opaque markers raise nothing; removing an upper copy
+/// that uncovers a lower file is IN_MODIFY.
 /// </summary>
 /// <remarks>
 /// A followed directory missing from a branch is awaited there: the deepest branch directory that
@@ -45,6 +47,7 @@ public sealed class BranchWatcher : IDisposable
     private readonly object _emitGate = new(); // never taken by a thread holding the engine's namespace lock
     private int _fd;
     private readonly Dictionary<int, List<UnionNode>> _byBranchWd = [];
+    private readonly Dictionary<int, int> _wdBranch = []; // wd of a contributing branch directory → its branch index
     private readonly Dictionary<UnionNode, DirState> _dirs = new(ReferenceEqualityComparer.Instance);
     // Branch directories awaited: wd of the deepest existing branch directory → missing name → union directories waiting for it.
     private readonly Dictionary<int, Dictionary<string, List<UnionNode>>> _pending = [];
@@ -54,11 +57,14 @@ public sealed class BranchWatcher : IDisposable
     private Thread? _thread;
     private volatile bool _stopping;
     private long _generation;
+    // Every engine change gets the next number; once the raw queue was found empty after number N was
+    // taken, the echoes of changes up to N have all been read (the engine reports a change after making it).
+    private long _engineSeq, _echoHorizon;
 
     private sealed class DirState
     {
         public readonly Dictionary<string, EntryState> Names = new(StringComparer.Ordinal);
-        public readonly Dictionary<string, long> Versions = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, long> Versions = new(StringComparer.Ordinal); // engine number of the last engine change
         public readonly HashSet<int> BranchWds = [];
         public readonly List<(int Wd, string Name)> Awaiting = [];
         public int Followers;   // watches that follow this directory itself
@@ -117,6 +123,28 @@ public sealed class BranchWatcher : IDisposable
         using var done = new ManualResetEventSlim();
         Post(done.Set);
         return done.Wait(timeout);
+    }
+
+    /// <summary>
+    /// Holds back the judging of branch events until disposed, on the calling thread (tests: every change
+    /// made meanwhile is in the branches before any of its events is judged).
+    /// </summary>
+    internal IDisposable HoldEvents()
+    {
+        Monitor.Enter(_emitGate);
+        return new Hold(_emitGate);
+    }
+
+    private sealed class Hold(object gate) : IDisposable
+    {
+        private bool _released;
+
+        public void Dispose()
+        {
+            if (_released) return;
+            _released = true;
+            Monitor.Exit(gate);
+        }
     }
 
     /// <summary>Branch events handled so far (for tests and the benchmark).</summary>
@@ -345,7 +373,9 @@ public sealed class BranchWatcher : IDisposable
 
     private void ReleaseIfUnusedLocked(int wd)
     {
-        if (!_byBranchWd.ContainsKey(wd) && !_pending.ContainsKey(wd)) Sys.InotifyRmWatch(_fd, wd);
+        if (_byBranchWd.ContainsKey(wd) || _pending.ContainsKey(wd)) return;
+        Sys.InotifyRmWatch(_fd, wd);
+        _wdBranch.Remove(wd);
     }
 
     /// <summary>An awaited name appeared in a branch: watch the new branch directories and report what they bring into view.</summary>
@@ -365,7 +395,7 @@ public sealed class BranchWatcher : IDisposable
     /// <summary>Watches each branch directory that contributes to <paramref name="dir"/> (again: new ones appear by copy-up or mkdir).</summary>
     private void AttachBranches(UnionNode dir, DirState state)
     {
-        _fs.ForEachContributingDirectory(dir, (_, dirFd) =>
+        _fs.ForEachContributingDirectory(dir, (branch, dirFd) =>
         {
             if (ScanAllBranches || (Sys.FStatFs(dirFd, out var sfs) == 0 && RemoteFs.Contains(sfs.Type)))
                 lock (_gate) state.NeedsScan = true;
@@ -374,6 +404,7 @@ public sealed class BranchWatcher : IDisposable
             if (wd < 0) return;
             lock (_gate)
             {
+                _wdBranch[wd] = branch.Index;
                 if (!state.BranchWds.Add(wd)) return;
                 if (!_byBranchWd.TryGetValue(wd, out var list)) _byBranchWd[wd] = list = [];
                 list.Add(dir);
@@ -402,7 +433,7 @@ public sealed class BranchWatcher : IDisposable
         lock (_gate)
         {
             old = state.Names.TryGetValue(name, out var o) ? o : null;
-            state.Versions[name] = state.Versions.GetValueOrDefault(name) + 1;
+            state.Versions[name] = Interlocked.Increment(ref _engineSeq);
             SetName(state, name, s);
             covered = state.Covered;
         }
@@ -442,7 +473,7 @@ public sealed class BranchWatcher : IDisposable
         lock (_gate)
         {
             old = state.Names.TryGetValue(node.Name, out var o) ? o : null;
-            state.Versions[node.Name] = state.Versions.GetValueOrDefault(node.Name) + 1;
+            state.Versions[node.Name] = Interlocked.Increment(ref _engineSeq);
             SetName(state, node.Name, now);
         }
         Trace($"closing {node.Name}: {old?.Size} -> {now?.Size}");
@@ -468,7 +499,10 @@ public sealed class BranchWatcher : IDisposable
             fds[0] = new Sys.PollFd { Fd = _fd, Events = Sys.POLLIN };
             fds[1] = new Sys.PollFd { Fd = _wakeRead, Events = Sys.POLLIN };
             int wait = ScanInterval > TimeSpan.Zero ? (int)Math.Min(200, ScanInterval.TotalMilliseconds) : 200;
+            long engineSeq = Interlocked.Read(ref _engineSeq);
             int r = Sys.Poll(fds, 2, wait);
+            // Nothing to read: every echo of the engine's changes numbered so far has been handled.
+            if (r == 0 || (r > 0 && (fds[0].REvents & Sys.POLLIN) == 0)) Interlocked.Exchange(ref _echoHorizon, engineSeq);
             if (r > 0 && (fds[1].REvents & Sys.POLLIN) != 0)
             {
                 fixed (byte* p = buffer) Sys.Read(_wakeRead, p, (nuint)buffer.Length);
@@ -567,7 +601,9 @@ public sealed class BranchWatcher : IDisposable
             string name = rawName;
             if (name == Markers.AufsOpaque) { foreach (var d in dirs) Rescan(d); continue; }
             if (name.StartsWith(Markers.AufsWhiteoutPrefix, StringComparison.Ordinal)) name = name[Markers.AufsWhiteoutPrefix.Length..];
-            Trace($"raw {InotifyMask.Format(mask)} {rawName} dirs {dirs.Count}");
+            int branch;
+            lock (_gate) branch = _wdBranch.TryGetValue(wd, out int bi) ? bi : -1;
+            Trace($"raw {InotifyMask.Format(mask)} {rawName} branch {branch} dirs {dirs.Count}");
             foreach (var dir in dirs)
             lock (_emitGate) // an event about a name goes out before the engine's next event about it (see OnClosingForWrite)
             {
@@ -580,11 +616,22 @@ public sealed class BranchWatcher : IDisposable
                     version = state.Versions.GetValueOrDefault(name);
                     old = state.Names.TryGetValue(name, out var o) ? o : null;
                 }
-                var now = _fs.EntryStateOf(dir, name);
+                var current = _fs.EntryStateOf(dir, name);
+                // The raw event alone says what happened when no echo of the engine's own change to this
+                // name can still be in the queue (an echo is known only by comparing states) and it is about
+                // the name itself, not an aufs whiteout.
+                bool direct = branch >= 0 && name == rawName && version <= Interlocked.Read(ref _echoHorizon);
+                var (now, content) = direct ? Direct(dir, name, branch, mask, old, current) : (current, false);
                 lock (_gate)
                 {
                     if (state.Versions.GetValueOrDefault(name) != version) continue; // the engine changed it meanwhile: its own event covers it
                     SetName(state, name, now);
+                }
+                if (content)
+                {
+                    FlushFrom();
+                    Emit(dir, name, mask & (InotifyMask.Modify | InotifyMask.Attrib), old, now, 0);
+                    continue;
                 }
                 if ((mask & InotifyMask.MovedFrom) != 0 && old is { } was && now is null)
                 {
@@ -592,10 +639,15 @@ public sealed class BranchWatcher : IDisposable
                     from = (dir, name, was, rawCookie, _hub.NextCookie());
                     continue;
                 }
-                if ((mask & InotifyMask.MovedTo) != 0 && from is { } f && f.RawCookie == rawCookie && old is null && now is { } arrived)
+                // The target may have named another file, which the rename replaced (a write to a temporary name renamed over the real one).
+                if ((mask & InotifyMask.MovedTo) != 0 && from is { } f && f.RawCookie == rawCookie && now is { } arrived
+                    && (old is not { } replaced || !SameFile(replaced, arrived)))
                 {
                     Emit(f.Dir, f.Name, InotifyMask.MovedFrom, f.Old, null, f.Cookie);
                     Emit(dir, name, InotifyMask.MovedTo, null, arrived, f.Cookie);
+                    if (old is { UnionIno: not 0 and var ino } && ino != arrived.UnionIno && _fs.FindNodeByIno(ino) is { } gone
+                        && gone.Parent == dir && gone.Name == name)
+                        _hub.Gone(gone);
                     from = null;
                     continue;
                 }
@@ -605,6 +657,52 @@ public sealed class BranchWatcher : IDisposable
         }
         FlushFrom();
     }
+
+    /// <summary>
+    /// Judges a raw event that is not an echo by what it says, so quick changes to one name are one union
+    /// event each, as inotify on a plain directory reports them, although the merged state
+    /// (<paramref name="current"/>) may already show later ones. Returns the state the event leaves in
+    /// the view as far as it tells, and whether it is a change to the content of the file that showed
+    /// (reported with the raw kind). Anything else is left to the comparison with the remembered state.
+    /// </summary>
+    private (EntryState? Now, bool Content) Direct(UnionNode dir, string name, int branch, uint mask, EntryState? old, EntryState? current)
+    {
+        if ((mask & (InotifyMask.Modify | InotifyMask.Attrib)) != 0)
+        {
+            // A change to the file of the branch that showed the name; it may be gone or covered since:
+            // then that is for the later raw events to tell, and the remembered state stays.
+            if (old is not { } o || o.Branch != branch) return (current, false);
+            return (current is { } c && SameFile(o, c) ? c : o, true);
+        }
+        if ((mask & (InotifyMask.Create | InotifyMask.MovedTo)) != 0 && old is null && current is null)
+        {
+            // Made and gone again already: a create all the same when nothing above hides the name from this branch.
+            var layers = _fs.NameInBranches(dir, name);
+            int at = layers?.FindIndex(l => l.Branch == branch) ?? -1;
+            if (at < 0 || layers![at].Kind != NameKind.None || layers.Take(at).Any(l => l.Kind != NameKind.None)) return (null, false);
+            return (Transient(branch, (mask & InotifyMask.IsDir) != 0, 0), false);
+        }
+        if ((mask & (InotifyMask.Delete | InotifyMask.MovedFrom)) != 0 && old is { } gone && gone.Branch == branch && current is not null)
+        {
+            // The file that showed went; what shows now came later. Then the name was gone, or what lies below showed through.
+            var layers = _fs.NameInBranches(dir, name);
+            int at = layers?.FindIndex(l => l.Branch == branch) ?? -1;
+            if (at < 0) return (current, false);
+            var below = layers!.Skip(at + 1).FirstOrDefault(l => l.Kind != NameKind.None);
+            return below.Kind is NameKind.File or NameKind.Directory
+                ? (Transient(below.Branch, below.Kind == NameKind.Directory, gone.UnionIno), false)
+                : (null, false);
+        }
+        return (current, false);
+    }
+
+    /// <summary>Whether <paramref name="b"/> is the file <paramref name="a"/> remembers (a transient state matches its branch's file of its type).</summary>
+    private static bool SameFile(EntryState a, EntryState b) =>
+        a.Branch == b.Branch && a.Type == b.Type && ((a.Dev == 0 && a.Ino == 0) || (a.Dev == b.Dev && a.Ino == b.Ino));
+
+    /// <summary>The state of a name whose file is gone or not looked at: only which branch showed it and its type.</summary>
+    private static EntryState Transient(int branch, bool isDir, ulong unionIno) =>
+        new(unionIno, isDir ? ModeBits.S_IFDIR : ModeBits.S_IFREG, branch, 0, 0, 0, 0, 0, 0, 0);
 
     private void Compare(UnionNode dir, DirState state, string name, EntryState? old, EntryState? now, uint rawMask = 0)
     {
@@ -632,7 +730,7 @@ public sealed class BranchWatcher : IDisposable
     private void Emit(UnionNode dir, string name, uint mask, EntryState? old, EntryState? now, uint cookie)
     {
         bool isDir = (now ?? old)?.IsDirectory ?? false;
-        var node = (now ?? old) is { } s ? _fs.FindNodeByIno(s.UnionIno) : null;
+        var node = (now ?? old) is { UnionIno: not 0 } s ? _fs.FindNodeByIno(s.UnionIno) : null;
         if ((mask & (InotifyMask.Modify | InotifyMask.Attrib)) != 0)
         {
             if (node is not null && node.Parent == dir && node.Name == name)

@@ -122,6 +122,36 @@ public sealed partial class UnionFileSystem
         }
     }
 
+    /// <summary>
+    /// <paramref name="name"/> in each branch directory that contributes to <paramref name="dir"/>, top to
+    /// bottom (null: the directory cannot be read). The branch watcher asks what a raw event in one branch
+    /// meant for the view: whether a higher layer hides the name from it, and what shows when it goes.
+    /// </summary>
+    internal List<(int Branch, NameKind Kind)>? NameInBranches(UnionNode dir, string name)
+    {
+        if (Markers.IsMarkerName(name) || UnionPath.ValidateName(name) != Errno.None) return null;
+        using var scope = Read();
+        string? p = _nodes.PathOf(dir);
+        if (p is null || Resolve(p, out var res) != Errno.None) return null;
+        using (res)
+        {
+            if (!res.Exists || !res.Top.IsDir) return null;
+            var list = new List<(int, NameKind)>(res.Layers.Count);
+            foreach (var layer in res.Layers)
+            {
+                if (!layer.IsDir || layer.DirFd is not { } fd) continue;
+                var kind = NameKind.None;
+                if (layer.RelPath.Length == 0 && layer.Branch.HiddenRootName == name) { } // the branch's own work directory
+                else if (BranchIo.Stat(fd.Fd, name, out var st) == Errno.None)
+                    kind = IsWhiteout(layer, name, st) ? NameKind.Whiteout : st.IsDirectory ? NameKind.Directory : NameKind.File;
+                else if (layer.Branch.AufsFormat && BranchIo.Stat(fd.Fd, Markers.AufsWhiteoutPrefix + name, out _) == Errno.None)
+                    kind = NameKind.Whiteout;
+                list.Add((layer.Branch.Index, kind));
+            }
+            return list;
+        }
+    }
+
     /// <summary>The merged names of a directory (no markers), or null when it cannot be read.</summary>
     internal List<string>? MergedNames(UnionNode dir)
     {
@@ -155,3 +185,6 @@ internal readonly record struct EntryState(ulong UnionIno, uint Type, int Branch
 {
     public bool IsDirectory => Type == ModeBits.S_IFDIR;
 }
+
+/// <summary>What a name is in one branch directory.</summary>
+internal enum NameKind : byte { None, File, Directory, Whiteout }

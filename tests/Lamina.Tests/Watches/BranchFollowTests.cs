@@ -45,7 +45,7 @@ public sealed class BranchFollowTests : IDisposable
 
         File.AppendAllText(L("r/a/b/deep"), "more");
         Put(_t.Upper!, "r/u/new");
-        File.WriteAllText(L("r/a/b/m1"), "");
+        Put(_t.Lowers[0], "r/a/b/m1");
         Assert.Equal(["MODIFY a/b/deep", "CREATE u/new"], Until(i, "m1"));
 
         // A directory made directly below is followed too, with what was put in it before it was followed.
@@ -55,7 +55,7 @@ public sealed class BranchFollowTests : IDisposable
         Assert.Equal(["CREATE,ISDIR a/b/c", "CREATE,ISDIR a/b/c/d"], got);
         Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
         Put(_t.Lowers[0], "r/a/b/c/d/later");
-        File.WriteAllText(L("r/a/b/c/d/m3"), "");
+        Put(_t.Lowers[0], "r/a/b/c/d/m3");
         Assert.Equal(["CREATE a/b/c/d/later"], Until(i, "m3"));
 
         // A directory made through the union is followed as well.
@@ -63,7 +63,7 @@ public sealed class BranchFollowTests : IDisposable
         Assert.Equal(["CREATE,ISDIR made"], i.ReadEvents().Select(e => $"{InotifyMask.Format(e.Mask)} {e.Name}"));
         Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
         Put(_t.Upper!, "r/made/direct");
-        File.WriteAllText(U("r/made/m4"), "");
+        Put(_t.Upper!, "r/made/m4");
         Assert.Equal(["CREATE made/direct"], Until(i, "m4"));
     }
 
@@ -81,7 +81,7 @@ public sealed class BranchFollowTests : IDisposable
         File.WriteAllText(L("x/y/z/from-lower"), "l");
         Assert.Equal([], Until(i, "from-lower"));
         File.AppendAllText(L("x/y/z/from-lower"), "more");
-        File.WriteAllText(L("x/y/z/m2"), "");
+        Put(_t.Lowers[0], "x/y/z/m2");
         Assert.Equal(["MODIFY from-lower"], Until(i, "m2"));
     }
 
@@ -99,16 +99,19 @@ public sealed class BranchFollowTests : IDisposable
         fs.Paths.Open("/p/q/f", Lamina.Native.Sys.O_WRONLY, out var h).Ok();
         h!.Release();
         Assert.True(Directory.Exists(U("p/q")));
-        File.WriteAllText(L("p/q/m1"), "");
+        Put(_t.Lowers[0], "p/q/m1");
         Until(i, "m1");
         // Direct changes in the new upper directory are seen now.
         Put(_t.Upper!, "p/q/direct");
-        File.WriteAllText(L("p/q/m2"), "");
+        Put(_t.Lowers[0], "p/q/m2");
         // (The upper q's times changed when f was renamed into it during the copy-up; that may show as ATTRIB on q.)
         Assert.Equal(["CREATE q/direct"], Until(i, "m2").Where(e => e != "ATTRIB,ISDIR q"));
     }
 
-    /// <summary>Makes a file in one step (written in the branch root, outside every watched directory, then renamed in), so it is one branch event.</summary>
+    /// <summary>
+    /// Makes a file in one step (written in the branch root, outside every watched directory, then renamed
+    /// in), so it is one branch event (writing it in place would add an IN_MODIFY after its IN_CREATE).
+    /// </summary>
     private static void Put(string layer, string rel)
     {
         string path = Path.Combine(layer, rel), staged = Path.Combine(layer, "staged-" + Path.GetFileName(path));

@@ -50,8 +50,8 @@ public sealed class BranchWatcherTests : IDisposable
         File.AppendAllText(L("d/lowonly"), "more");
         Assert.Equal(["MODIFY lowonly"], Until(i, Mark(U("d"))).Where(e => !e.Contains("marker")));
 
-        // Events are judged by the state they leave, so changes in quick succession can merge into one:
-        // each step waits for its events before the next.
+        // A lower name made and covered by an upper copy before its creation is read is one IN_CREATE
+        // (whether a higher layer hides it is judged when read): each step waits for its events before the next.
         File.WriteAllText(L("staged"), "n");
         File.Move(L("staged"), L("d/new"));
         Assert.Equal(["CREATE new"], Until(i, Mark(L("d"))).Where(e => !e.Contains("marker")));
