@@ -118,6 +118,15 @@ internal sealed class NodeTable
 
     public void AddHandle(UnionNode node, UnionHandle h) { lock (_gate) node.Handles.Add(h); }
 
+    /// <summary>Whether a handle of the node is open for writing (its writes may bypass the engine: passthrough).</summary>
+    public bool HasWriter(UnionNode node)
+    {
+        lock (_gate)
+            foreach (var h in node.Handles)
+                if ((h.Flags & Lamina.Native.Sys.O_ACCMODE) != Lamina.Native.Sys.O_RDONLY) return true;
+        return false;
+    }
+
     public void RemoveHandle(UnionNode node, UnionHandle h)
     {
         lock (_gate)

@@ -65,6 +65,11 @@ public sealed class BranchWatcher : IDisposable
     {
         public readonly Dictionary<string, EntryState> Names = new(StringComparer.Ordinal);
         public readonly Dictionary<string, long> Versions = new(StringComparer.Ordinal); // engine number of the last engine change
+        // Names created or written directly (not by the engine) since their last IN_CLOSE_WRITE: only
+        // such a close is passed on. The engine's own descriptors (union handles, passthrough backing
+        // files, lock mirrors) close at moments no change number can order, so their echoes are known
+        // this way: no direct change came before them.
+        public readonly HashSet<string> DirectlyWritten = new(StringComparer.Ordinal);
         public readonly HashSet<int> BranchWds = [];
         public readonly List<(int Wd, string Name)> Awaiting = [];
         public int Followers;   // watches that follow this directory itself
@@ -180,8 +185,9 @@ public sealed class BranchWatcher : IDisposable
         _thread.Start();
     }
 
-    // Only changes: opening, reading and closing a branch file directly changes nothing in the union's view.
-    private const uint BranchMask = InotifyMask.Modify | InotifyMask.Attrib | InotifyMask.Create
+    // Changes, and the close of a file written (what `inotifywait -e close_write` waits for); opening,
+    // reading and closing a file unwritten change nothing in the union's view.
+    private const uint BranchMask = InotifyMask.Modify | InotifyMask.Attrib | InotifyMask.CloseWrite | InotifyMask.Create
         | InotifyMask.Delete | InotifyMask.Move | InotifyMask.DeleteSelf | InotifyMask.MoveSelf | InotifyMask.OnlyDir;
 
     private void OnDirectoryWatched(UnionNode dir, bool watched)
@@ -564,7 +570,14 @@ public sealed class BranchWatcher : IDisposable
         (UnionNode Dir, string Name, EntryState Old, uint RawCookie, uint Cookie)? from = null;
         void FlushFrom()
         {
-            if (from is { } f) Emit(f.Dir, f.Name, InotifyMask.Delete, f.Old, null, 0);
+            // Moved out of every followed branch directory: IN_MOVED_FROM alone, as inotify reports a move
+            // to an unwatched directory; for the union the object has left the view.
+            if (from is { } f)
+            {
+                Emit(f.Dir, f.Name, InotifyMask.MovedFrom, f.Old, null, f.Cookie);
+                if (f.Old is { UnionIno: not 0 and var ino } && _fs.FindNodeByIno(ino) is { } node && node.Parent == f.Dir && node.Name == f.Name)
+                    _hub.Gone(node);
+            }
             from = null;
         }
         foreach (var (wd, mask, rawCookie, rawName) in batch)
@@ -621,6 +634,25 @@ public sealed class BranchWatcher : IDisposable
                 // name can still be in the queue (an echo is known only by comparing states) and it is about
                 // the name itself, not an aufs whiteout.
                 bool direct = branch >= 0 && name == rawName && version <= Interlocked.Read(ref _echoHorizon);
+                if ((mask & InotifyMask.CloseWrite) != 0)
+                {
+                    // A file written directly was closed: passed on when it is the file the view shows for the name.
+                    bool written;
+                    lock (_gate) written = state.DirectlyWritten.Remove(name);
+                    if (direct && written && old is { IsDirectory: false } shown && shown.Branch == branch)
+                    {
+                        FlushFrom();
+                        Emit(dir, name, InotifyMask.CloseWrite, shown, shown, 0);
+                    }
+                    continue;
+                }
+                if ((mask & InotifyMask.IsDir) == 0)
+                {
+                    // A file open for writing through the union may be written by passthrough, which looks direct.
+                    if (direct && (mask & (InotifyMask.Modify | InotifyMask.Create)) != 0 && !(old is { UnionIno: not 0 and var ino } && _fs.HasUnionWriter(ino)))
+                        lock (_gate) state.DirectlyWritten.Add(name);
+                    else if ((mask & (InotifyMask.Delete | InotifyMask.MovedFrom)) != 0) lock (_gate) state.DirectlyWritten.Remove(name);
+                }
                 var (now, content) = direct ? Direct(dir, name, branch, mask, old, current) : (current, false);
                 lock (_gate)
                 {
@@ -709,6 +741,9 @@ public sealed class BranchWatcher : IDisposable
         switch (old, now)
         {
             case (null, null): return;
+            case (null, { } created) when (rawMask & InotifyMask.MovedTo) != 0:
+                Emit(dir, name, InotifyMask.MovedTo, null, created, _hub.NextCookie()); // moved in from outside the followed directories
+                return;
             case (null, { } created): Emit(dir, name, InotifyMask.Create, null, created, 0); return;
             case ({ } deleted, null): Emit(dir, name, InotifyMask.Delete, deleted, null, 0); return;
             case ({ } a, { } b) when a == b: return;
@@ -731,7 +766,7 @@ public sealed class BranchWatcher : IDisposable
     {
         bool isDir = (now ?? old)?.IsDirectory ?? false;
         var node = (now ?? old) is { UnionIno: not 0 } s ? _fs.FindNodeByIno(s.UnionIno) : null;
-        if ((mask & (InotifyMask.Modify | InotifyMask.Attrib)) != 0)
+        if ((mask & (InotifyMask.Modify | InotifyMask.Attrib | InotifyMask.CloseWrite)) != 0)
         {
             if (node is not null && node.Parent == dir && node.Name == name)
             {

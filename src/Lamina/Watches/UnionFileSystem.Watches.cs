@@ -106,6 +106,9 @@ public sealed partial class UnionFileSystem
 
     // ---- for the branch watcher -------------------------------------------------------------
 
+    /// <summary>Whether the object the union shows with this inode number is open for writing through the union.</summary>
+    internal bool HasUnionWriter(ulong unionIno) => FindNodeByIno(unionIno) is { } node && _nodes.HasWriter(node);
+
     /// <summary>What the union shows under <paramref name="name"/> in <paramref name="dir"/> (null: nothing), to tell real changes from echoes.</summary>
     internal EntryState? EntryStateOf(UnionNode dir, string name)
     {

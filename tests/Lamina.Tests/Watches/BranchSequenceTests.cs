@@ -13,8 +13,9 @@ namespace Lamina.Tests.Watches;
 /// </summary>
 public sealed class BranchSequenceTests : IDisposable
 {
-    // What the branch watcher follows: changes (opening, reading and closing a branch file change nothing in the view).
-    private const uint Changes = InotifyMask.Modify | InotifyMask.Attrib | InotifyMask.Create | InotifyMask.Delete | InotifyMask.Move;
+    // What the branch watcher follows: changes and the close of a written file (opening, reading and
+    // closing a file unwritten change nothing in the view).
+    private const uint Changes = InotifyMask.Modify | InotifyMask.Attrib | InotifyMask.CloseWrite | InotifyMask.Create | InotifyMask.Delete | InotifyMask.Move;
     private const string End = "zz-end"; // a directory: File.Create raises IN_MODIFY after IN_CREATE
 
     private readonly TestLayers _t = new(lowers: 1);
@@ -47,6 +48,14 @@ public sealed class BranchSequenceTests : IDisposable
         ["delete, create again"] = d => { File.Delete(Path.Combine(d, "f")); File.WriteAllText(Path.Combine(d, "f"), "new"); },
         ["write, rename over"] = d => { File.WriteAllText(Path.Combine(d, "t"), "new"); File.Move(Path.Combine(d, "t"), Path.Combine(d, "f"), overwrite: true); },
         ["rename away and back"] = d => { File.Move(Path.Combine(d, "f"), Path.Combine(d, "g")); File.Move(Path.Combine(d, "g"), Path.Combine(d, "f")); },
+        // Out of the watched directory and in again under another name: two unpaired halves.
+        ["move out, move in"] = d =>
+        {
+            string outside = Path.Combine(Path.GetDirectoryName(d)!, "outside-" + Path.GetFileName(d));
+            Directory.CreateDirectory(outside);
+            File.Move(Path.Combine(d, "f"), Path.Combine(outside, "f"));
+            File.Move(Path.Combine(outside, "f"), Path.Combine(d, "g"));
+        },
     };
 
     public static TheoryData<string, bool> Scenarios()
@@ -148,7 +157,7 @@ public sealed class BranchSequenceTests : IDisposable
         File.WriteAllText(U("d/f"), "again");  // a new upper copy covers it again
         Directory.CreateDirectory(U("d/" + End));
         hold?.Dispose();
-        Assert.Equal(["MODIFY f", "ATTRIB f", "MODIFY f", "CREATE,ISDIR other", "MODIFY f", $"CREATE,ISDIR {End}"], union.UntilEnd());
+        Assert.Equal(["MODIFY f", "CLOSE_WRITE,CLOSE f", "ATTRIB f", "MODIFY f", "CREATE,ISDIR other", "MODIFY f", "CLOSE_WRITE,CLOSE f", $"CREATE,ISDIR {End}"], union.UntilEnd());
     }
 
     /// <summary>Events as "KIND name", with cookies numbered by first appearance (a rename's halves share one).</summary>
