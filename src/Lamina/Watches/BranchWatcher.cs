@@ -176,6 +176,7 @@ public sealed class BranchWatcher : IDisposable
     {
         _hub.DirectoryWatched += OnDirectoryWatched;
         _hub.RecursiveWatched += OnRecursiveWatched;
+        _fs.EngineMadeDirectory += OnEngineMadeDirectory;
         _fs.EngineChangedEntry += OnEngineChanged;
         _fs.NodeBackingChanged += OnBackingChanged;
         _fs.EngineClosingForWrite += OnClosingForWrite;
@@ -456,6 +457,31 @@ public sealed class BranchWatcher : IDisposable
             _fs.PinNode(node);
             Post(() => Cover(node, pinHeld: true, fresh: false));
         }
+    }
+
+    /// <summary>
+    /// A directory made through the union below a recursive watch is followed from this moment, before
+    /// the mkdir returns: its snapshot starts empty (it was made empty), the engine's own changes in it
+    /// are recorded from now on, and once its branch directories are watched (on the watcher's thread)
+    /// whatever appeared in it directly meanwhile is compared against that and reported.
+    /// </summary>
+    private void OnEngineMadeDirectory(UnionNode parent, UnionNode made)
+    {
+        DirState state;
+        lock (_gate)
+        {
+            if (!_dirs.TryGetValue(parent, out var p) || !p.Covered || _dirs.ContainsKey(made)) return;
+            state = new DirState { Covered = true, Pinned = true };
+            _dirs[made] = state;
+        }
+        _fs.PinNode(made);
+        Post(() =>
+        {
+            lock (_gate) if (!_dirs.TryGetValue(made, out var s) || s != state) return;
+            AttachBranches(made, state);
+            AwaitMissingBranches(made, state);
+            lock (_emitGate) Rescan(made);
+        });
     }
 
     /// <summary>
@@ -753,6 +779,9 @@ public sealed class BranchWatcher : IDisposable
                 return;
             case ({ } a, { } b) when a.Branch != b.Branch && a.UnionIno == b.UnionIno && a.Size == b.Size && a.MSec == b.MSec && a.MNsec == b.MNsec:
                 return; // a copy-up (times and size are copied with it), or an identical copy removed: the view did not change
+            case ({ } a, { } b) when b.IsDirectory && a.Branch == b.Branch && a.Dev == b.Dev && a.Ino == b.Ino
+                                      && rawMask != 0 && (rawMask & InotifyMask.Attrib) == 0:
+                return; // a directory's times moved because its entries changed (its own watch hears of those), not its attributes
             case ({ } a, { } b):
                 // Another file shows through (upper copy removed or added) or its data changed: IN_MODIFY; only the inode change time: IN_ATTRIB.
                 bool other = a.Branch != b.Branch || a.Dev != b.Dev || a.Ino != b.Ino;
@@ -901,6 +930,7 @@ public sealed class BranchWatcher : IDisposable
         _stopping = true;
         _hub.DirectoryWatched -= OnDirectoryWatched;
         _hub.RecursiveWatched -= OnRecursiveWatched;
+        _fs.EngineMadeDirectory -= OnEngineMadeDirectory;
         _fs.EngineChangedEntry -= OnEngineChanged;
         _fs.NodeBackingChanged -= OnBackingChanged;
         _fs.EngineClosingForWrite -= OnClosingForWrite;

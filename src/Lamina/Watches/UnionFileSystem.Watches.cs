@@ -25,12 +25,16 @@ public sealed partial class UnionFileSystem
     /// <summary>Engine-made changes, for the branch watcher: the named entry's new state is the engine's doing.</summary>
     internal event Action<UnionNode, string>? EngineChangedEntry;
 
+    /// <summary>The engine made a new (empty) directory (raised before <see cref="EngineChangedEntry"/> for it).</summary>
+    internal event Action<UnionNode, UnionNode>? EngineMadeDirectory;
+
     internal void PinNode(UnionNode node) => _nodes.AddRef(node, 1);
 
     internal string? PathOfNode(UnionNode node) => _nodes.PathOf(node);
 
     internal void WatchCreated(UnionNode parent, string name, UnionNode? node)
     {
+        if (node is { IsDirectory: true }) EngineMadeDirectory?.Invoke(parent, node);
         EngineChangedEntry?.Invoke(parent, name);
         _watches?.Entry(parent, name, node?.IsDirectory ?? false, InotifyMask.Create);
     }
