@@ -42,12 +42,19 @@ public static class MountCommand
         return options;
     }
 
+    private const string Gen0Variable = "DOTNET_GCgen0size";
+
     private static int StartDaemon(string[] args)
     {
         var psi = SelfStartInfo();
         psi.ArgumentList.Add("mount");
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment[DaemonVariable] = "1";
+        // The runtime sizes its youngest generation from the CPU cache (tens of MiB here), and a daemon
+        // that allocates a little per request keeps that much garbage around. A 4 MiB budget keeps
+        // the daemon about 40 MiB smaller after a walk of 200,000 files, at no measurable cost. Only
+        // the environment sets it (runtimeconfig.json does not), so only the background daemon gets it.
+        if (Environment.GetEnvironmentVariable(Gen0Variable) is null) psi.Environment[Gen0Variable] = "0x400000";
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;
         psi.RedirectStandardInput = true;
