@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using Lamina.Cli.Commands;
@@ -119,6 +120,9 @@ public sealed partial class ControlServer : IDisposable
         sb.Append("open directories: ").Append(_adapter.OpenDirectories).Append('\n');
         sb.Append("copy-ups: ").Append(_adapter.CopyUps).Append('\n');
         sb.Append("nodes: ").Append(_union.NodeCount).Append('\n');
+        // Where the daemon's memory is: the managed heap (live objects after the last collection) against the whole process.
+        var gc = GC.GetGCMemoryInfo();
+        sb.Append(CultureInfo.InvariantCulture, $"memory: {Environment.WorkingSet >> 20} MiB resident, managed heap {gc.HeapSizeBytes >> 20} MiB ({GC.GetTotalMemory(false) >> 20} MiB in use)\n");
         sb.Append("branches:\n");
         foreach (var b in _union.Branches) sb.Append("  ").Append(b.Path).Append(" (").Append(b.Mode).Append(")\n");
         return sb.ToString();
