@@ -50,6 +50,20 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     public bool UsePassthrough { get; set; } = true;
 
     /// <summary>
+    /// The kernel caches writes and sends them later (FUSE_WRITEBACK_CACHE): it may then read a page
+    /// of a file opened write-only to fill it, and it keeps the file size itself, so backing files
+    /// are opened read-write and without O_APPEND.
+    /// </summary>
+    public bool WritebackCache { get; set; }
+
+    private int BackingFlags(int flags)
+    {
+        if (!WritebackCache) return flags;
+        if ((flags & Sys.O_ACCMODE) == Sys.O_WRONLY) flags = (flags & ~Sys.O_ACCMODE) | Sys.O_RDWR;
+        return flags & ~Sys.O_APPEND;
+    }
+
+    /// <summary>
     /// Most nodes (each holds an O_PATH descriptor) kept at once; past it LOOKUP and friends answer
     /// EMFILE. Set it below the descriptor limit: the runtime needs descriptors of its own (every new
     /// thread makes a pipe, and fails fatally without one), and so do open files and directories.
@@ -252,7 +266,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     {
         open = default;
         var node = Get(nodeId);
-        int fd = Sys.Open(ProcPath(node), (flags & ~(Sys.O_NOFOLLOW | Sys.O_CREAT | Sys.O_EXCL | Sys.O_NOCTTY)) | Sys.O_CLOEXEC);
+        int fd = Sys.Open(ProcPath(node), BackingFlags(flags & ~(Sys.O_NOFOLLOW | Sys.O_CREAT | Sys.O_EXCL | Sys.O_NOCTTY)) | Sys.O_CLOEXEC);
         if (fd < 0) return Sys.LastErrno;
         open.Fh = (ulong)fd;
         AttachBacking(node, fd, ref open);
@@ -268,7 +282,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         var e = AsCaller(ctx, () =>
         {
             // Exclusive first, so that it is known whether this call made the file (and may take it away again).
-            int common = (flags | Sys.O_NOFOLLOW | Sys.O_CLOEXEC) & ~(Sys.O_NOCTTY | Sys.O_CREAT | Sys.O_EXCL);
+            int common = BackingFlags(flags | Sys.O_NOFOLLOW | Sys.O_CLOEXEC) & ~(Sys.O_NOCTTY | Sys.O_CREAT | Sys.O_EXCL);
             fd = Sys.OpenAt(dir, n, common | Sys.O_CREAT | Sys.O_EXCL, mode & ~umask);
             if (fd >= 0) { made = true; return 0; }
             if (Sys.LastErrno != Errno.EEXIST || (flags & Sys.O_EXCL) != 0) return -1;

@@ -6,7 +6,7 @@ using Lamina.Samples.Loopback;
 
 // lamina-loopback: mirrors SOURCE at MOUNTPOINT through Lamina.Fuse. The transport's test bed.
 var positional = new List<string>();
-bool passthrough = true, allowOther = false, unprivileged = false, debug = false;
+bool passthrough = true, allowOther = false, unprivileged = false, debug = false, writeback = false;
 double timeout = 1.0;
 int workers = new FuseSessionOptions().Workers;
 for (int i = 0; i < args.Length; i++)
@@ -14,6 +14,7 @@ for (int i = 0; i < args.Length; i++)
     switch (args[i])
     {
         case "--no-passthrough": passthrough = false; break;
+        case "--writeback": writeback = true; passthrough = false; break; // the kernel refuses passthrough with the writeback cache
         case "--allow-other": allowOther = true; break;
         case "--unprivileged": unprivileged = true; break;
         case "--debug": debug = true; break;
@@ -27,7 +28,7 @@ for (int i = 0; i < args.Length; i++)
 }
 if (positional.Count != 2)
 {
-    Console.Error.WriteLine("usage: lamina-loopback SOURCE MOUNTPOINT [--no-passthrough] [--timeout SECONDS] [--workers N] [--allow-other] [--unprivileged]");
+    Console.Error.WriteLine("usage: lamina-loopback SOURCE MOUNTPOINT [--no-passthrough] [--writeback] [--timeout SECONDS] [--workers N] [--allow-other] [--unprivileged]");
     return 2;
 }
 string source = Path.GetFullPath(positional[0]), mountPoint = Path.GetFullPath(positional[1]);
@@ -41,6 +42,7 @@ ulong fdLimit = Sys.RaiseDescriptorLimit();
 var fs = new LoopbackFileSystem(source, TimeSpan.FromSeconds(timeout), TimeSpan.FromSeconds(timeout))
 {
     UsePassthrough = passthrough,
+    WritebackCache = writeback,
     // Leave an eighth of the descriptors (at least 256) to open files, directories and the runtime.
     MaxNodes = fdLimit is 0 or > int.MaxValue ? int.MaxValue : (int)Math.Max(64L, (long)fdLimit - Math.Max(256L, (long)fdLimit / 8)),
 };
@@ -61,6 +63,7 @@ catch (FuseMountException ex)
 using var session = new FuseSession(mount, fs, new FuseSessionOptions
 {
     Passthrough = passthrough,
+    WritebackCache = writeback,
     Workers = workers,
     Log = debug ? Console.Error.WriteLine : null,
 });
@@ -77,7 +80,8 @@ catch (Exception ex)
     try { mount.Unmount(lazy: true); } catch (FuseMountException) { }
     return 1;
 }
-Console.WriteLine($"ready passthrough={session.Connection.Passthrough} protocol=7.{session.Connection.ProtocolMinor}");
+Console.WriteLine($"ready passthrough={session.Connection.Passthrough} protocol=7.{session.Connection.ProtocolMinor}"
+    + ((session.Connection.Flags & Lamina.Fuse.Wire.InitFlags.WritebackCache) != 0 ? " writeback=True" : ""));
 Console.Out.Flush();
 session.Completion.GetAwaiter().GetResult();
 return 0;

@@ -27,6 +27,8 @@ public abstract class LoopbackIoTests
 
     protected abstract bool ExpectPassthrough { get; }
 
+    protected virtual bool ExpectWriteback => false;
+
     protected LoopbackServer S => _fixture.Server;
 
     /// <summary>A fresh directory for one test, made through the mount: (path in the mount, path in the source).</summary>
@@ -43,6 +45,7 @@ public abstract class LoopbackIoTests
         Output.WriteLine(S.ReadyLine);
         Assert.Matches(LoopbackServer.ReadyRegex(), S.ReadyLine);
         Assert.Equal(ExpectPassthrough && Conditions.IsRoot, S.Passthrough);
+        Assert.Equal(ExpectWriteback, S.ReadyLine.Contains("writeback=True", StringComparison.Ordinal));
         Assert.InRange(S.ProtocolMinor, 31, 45);
         Assert.True(S.Mounted, "the mount point is not in /proc/self/mountinfo");
         Assert.Contains("fuse.lamina-loopback", File.ReadAllText("/proc/self/mountinfo"));
@@ -496,4 +499,12 @@ public sealed class NoPassthroughIoTests(NoPassthroughServer fixture, ITestOutpu
     : LoopbackIoTests(fixture, output), IClassFixture<NoPassthroughServer>
 {
     protected override bool ExpectPassthrough => false;
+}
+
+/// <summary>The same tests with the kernel's writeback cache (FUSE_WRITEBACK_CACHE), which the loopback offers without passthrough.</summary>
+public sealed class WritebackIoTests(WritebackServer fixture, ITestOutputHelper output)
+    : LoopbackIoTests(fixture, output), IClassFixture<WritebackServer>
+{
+    protected override bool ExpectPassthrough => false;
+    protected override bool ExpectWriteback => true;
 }

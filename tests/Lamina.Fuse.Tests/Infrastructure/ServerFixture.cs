@@ -5,8 +5,8 @@ public abstract class ServerFixture : IDisposable
 {
     private readonly Lazy<LoopbackServer> _server;
 
-    protected ServerFixture(bool passthrough) =>
-        _server = new Lazy<LoopbackServer>(() => LoopbackServer.Start(passthrough), LazyThreadSafetyMode.ExecutionAndPublication);
+    protected ServerFixture(bool passthrough, params string[] extraArgs) =>
+        _server = new Lazy<LoopbackServer>(() => LoopbackServer.Start(passthrough, extraArgs: extraArgs), LazyThreadSafetyMode.ExecutionAndPublication);
 
     public LoopbackServer Server => _server.Value;
 
@@ -20,3 +20,6 @@ public abstract class ServerFixture : IDisposable
 public sealed class PassthroughServer() : ServerFixture(passthrough: true);
 
 public sealed class NoPassthroughServer() : ServerFixture(passthrough: false);
+
+/// <summary>No passthrough, and the kernel's writeback cache: writes are cached and sent later, in large batches.</summary>
+public sealed class WritebackServer() : ServerFixture(passthrough: false, "--writeback");
