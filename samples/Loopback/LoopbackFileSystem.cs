@@ -10,13 +10,17 @@ namespace Lamina.Samples.Loopback;
 /// <summary>
 /// Mirrors one directory. Each node the kernel knows holds an O_PATH descriptor of the real
 /// object, so nothing is ever resolved through a joined path, and renames underneath do not
-/// confuse it. File handles are real descriptors; with passthrough the kernel does the I/O.
+/// confuse it. With CAP_DAC_READ_SEARCH, nodes other than directories keep the object's file
+/// handle instead (name_to_handle_at) and open it when asked (open_by_handle_at), so the number of
+/// files the kernel may know is not bounded by the descriptor limit. Open files are real
+/// descriptors; with passthrough the kernel does the I/O.
 /// </summary>
 public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 {
     private sealed class Node
     {
-        public required SafeFd Fd;
+        public SafeFd? Fd;          // directories, and everything when file handles are not usable
+        public byte[]? Handle;      // struct file_handle of an object that keeps no descriptor
         public required ulong Id;
         public required (ulong Dev, ulong Ino) Key;
         public long Lookups;
@@ -28,7 +32,9 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     private readonly Dictionary<(ulong, ulong), Node> _byInode = new();
     private readonly object _lock = new();
     private long _nextId = 1;
-    private int _nodeCount = 1; // under _lock
+    private int _nodeCount = 1; // nodes holding a descriptor, under _lock
+    private readonly SafeFd _mountFd; // a readable descriptor of the source: open_by_handle_at refuses O_PATH ones
+    private readonly bool _handles;
     private readonly TimeSpan _entryTimeout;
     private readonly TimeSpan _attrTimeout;
     private FuseSession? _session;
@@ -42,6 +48,45 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         _byInode[node.Key] = node;
         _entryTimeout = entryTimeout;
         _attrTimeout = attrTimeout;
+        _mountFd = SafeFd.FromResult(Sys.Open(source, Sys.O_RDONLY | Sys.O_DIRECTORY | Sys.O_CLOEXEC), "open", source);
+        _handles = HandleOf(root.Fd) is { } h && OpenHandle(h, Sys.O_PATH) is var probe and >= 0 && Sys.Close(probe) == 0;
+    }
+
+    /// <summary>Whether nodes other than directories keep file handles instead of descriptors.</summary>
+    public bool UsesFileHandles => _handles;
+
+    private static byte[]? HandleOf(int fd)
+    {
+        byte* buf = stackalloc byte[8 + Sys.MAX_HANDLE_SZ];
+        *(uint*)buf = Sys.MAX_HANDLE_SZ;
+        if (Sys.NameToHandleAt(fd, "", buf, out _, Sys.AT_EMPTY_PATH) != 0) return null;
+        return new ReadOnlySpan<byte>(buf, 8 + (int)*(uint*)buf).ToArray();
+    }
+
+    private int OpenHandle(byte[] handle, int flags)
+    {
+        fixed (byte* h = handle) return Sys.OpenByHandleAt(_mountFd.Fd, h, flags | Sys.O_CLOEXEC);
+    }
+
+    /// <summary>A descriptor of a node's object for one call: its own, or one opened from its file handle and closed on Dispose.</summary>
+    private readonly ref struct Use
+    {
+        public readonly int Fd;
+        private readonly bool _owned;
+
+        public Use(LoopbackFileSystem fs, Node node)
+        {
+            if (node.Fd is { } own) { Fd = own.Fd; return; }
+            Fd = fs.OpenHandle(node.Handle!, Sys.O_PATH);
+            _owned = Fd >= 0;
+        }
+
+        public string ProcPath => "/proc/self/fd/" + Fd;
+
+        public void Dispose()
+        {
+            if (_owned) Sys.Close(Fd);
+        }
     }
 
     /// <summary>Set before the session starts, so opens can register passthrough backing files.</summary>
@@ -72,7 +117,6 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     private Node Get(ulong id) => _nodes.TryGetValue(id, out var n) ? n : throw new KeyNotFoundException($"node {id}");
 
-    private static string ProcPath(Node n) => "/proc/self/fd/" + n.Fd.Fd;
 
     private static string Str(ReadOnlySpan<byte> name) => Encoding.UTF8.GetString(name);
 
@@ -91,9 +135,11 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
             }
             else
             {
-                if (_nodeCount >= MaxNodes) { Sys.Close(fd); return Errno.EMFILE; }
-                _nodeCount++;
-                node = new Node { Fd = new SafeFd(fd), Id = (ulong)Interlocked.Increment(ref _nextId), Key = (st.Dev, st.Ino) };
+                byte[]? handle = _handles && (st.Mode & ModeBits.S_IFMT) != ModeBits.S_IFDIR ? HandleOf(fd) : null;
+                if (handle is not null) { Sys.Close(fd); fd = -1; }
+                else if (_nodeCount >= MaxNodes) { Sys.Close(fd); return Errno.EMFILE; }
+                else _nodeCount++;
+                node = new Node { Fd = fd >= 0 ? new SafeFd(fd) : null, Handle = handle, Id = (ulong)Interlocked.Increment(ref _nextId), Key = (st.Dev, st.Ino) };
                 _byInode[node.Key] = node;
                 _nodes[node.Id] = node;
             }
@@ -116,7 +162,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     public Errno Lookup(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, out EntryOut entry)
     {
         entry = default;
-        int fd = OpenChild(Get(parent).Fd.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
+        int fd = OpenChild(Get(parent).Fd!.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
         if (fd < 0) return Sys.LastErrno;
         return Remember(fd, out entry);
     }
@@ -130,15 +176,21 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
             if (node.Lookups > 0 || nodeId == FuseConstants.RootId) return;
             _nodes.TryRemove(nodeId, out _);
             _byInode.Remove(node.Key);
-            _nodeCount--;
-            node.Fd.Dispose();
+            if (node.Fd is { } fd) { _nodeCount--; fd.Dispose(); }
         }
     }
 
     public Errno GetAttr(in RequestContext ctx, ulong nodeId, ulong? fh, out AttrOut attr)
     {
         attr = default;
-        int fd = fh is ulong h ? (int)h : Get(nodeId).Fd.Fd;
+        if (fh is ulong h) return AttrOf((int)h, out attr);
+        using var u = new Use(this, Get(nodeId));
+        return u.Fd < 0 ? Sys.LastErrno : AttrOf(u.Fd, out attr);
+    }
+
+    private Errno AttrOf(int fd, out AttrOut attr)
+    {
+        attr = default;
         if (Sys.FStatx(fd, out var st) != 0) return Sys.LastErrno;
         attr.SetTimeout(_attrTimeout);
         attr.Attr = FuseAttr.FromStatx(st);
@@ -150,7 +202,9 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         attr = default;
         var node = Get(nodeId);
         bool hasFh = (c.Valid & SetAttrValid.Fh) != 0;
-        string proc = ProcPath(node);
+        using var u = new Use(this, node);
+        if (u.Fd < 0) return Sys.LastErrno;
+        string proc = u.ProcPath;
         if ((c.Valid & SetAttrValid.Mode) != 0)
         {
             int r = hasFh ? Sys.FChmod((int)c.Fh, c.Mode) : Sys.FChmodAt(Sys.AT_FDCWD, proc, c.Mode, 0);
@@ -160,7 +214,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         {
             uint uid = (c.Valid & SetAttrValid.Uid) != 0 ? c.Uid : uint.MaxValue;
             uint gid = (c.Valid & SetAttrValid.Gid) != 0 ? c.Gid : uint.MaxValue;
-            if (Sys.FChownAt(node.Fd.Fd, "", uid, gid, Sys.AT_EMPTY_PATH | Sys.AT_SYMLINK_NOFOLLOW) != 0) return Sys.LastErrno;
+            if (Sys.FChownAt(u.Fd, "", uid, gid, Sys.AT_EMPTY_PATH | Sys.AT_SYMLINK_NOFOLLOW) != 0) return Sys.LastErrno;
         }
         if ((c.Valid & SetAttrValid.Size) != 0)
         {
@@ -183,9 +237,11 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     public Errno ReadLink(in RequestContext ctx, ulong nodeId, Span<byte> target, out int length)
     {
         length = 0;
+        using var u = new Use(this, Get(nodeId));
+        if (u.Fd < 0) return Sys.LastErrno;
         fixed (byte* p = target)
         {
-            nint n = Sys.ReadlinkAt(Get(nodeId).Fd.Fd, "", p, (nuint)target.Length);
+            nint n = Sys.ReadlinkAt(u.Fd, "", p, (nuint)target.Length);
             if (n < 0) return Sys.LastErrno;
             length = (int)n;
         }
@@ -203,7 +259,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     private Errno LookupCreated(ulong parent, ReadOnlySpan<byte> name, out EntryOut entry)
     {
         entry = default;
-        int fd = OpenChild(Get(parent).Fd.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
+        int fd = OpenChild(Get(parent).Fd!.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
         return fd < 0 ? Sys.LastErrno : Remember(fd, out entry);
     }
 
@@ -219,7 +275,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     public Errno Mkdir(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, uint mode, uint umask, out EntryOut entry)
     {
-        int dir = Get(parent).Fd.Fd; string n = Str(name);
+        int dir = Get(parent).Fd!.Fd; string n = Str(name);
         var e = AsCaller(ctx, () => Sys.MkdirAt(dir, n, mode & ~umask));
         if (e != Errno.None) { entry = default; return e; }
         e = LookupCreated(parent, name, out entry);
@@ -228,7 +284,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     public Errno Mknod(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, uint mode, uint rdev, uint umask, out EntryOut entry)
     {
-        int dir = Get(parent).Fd.Fd; string n = Str(name);
+        int dir = Get(parent).Fd!.Fd; string n = Str(name);
         var e = AsCaller(ctx, () => Sys.MknodAt(dir, n, mode & ~umask, rdev));
         if (e != Errno.None) { entry = default; return e; }
         e = LookupCreated(parent, name, out entry);
@@ -237,7 +293,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     public Errno Symlink(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> target, out EntryOut entry)
     {
-        int dir = Get(parent).Fd.Fd; string n = Str(name), t = Str(target);
+        int dir = Get(parent).Fd!.Fd; string n = Str(name), t = Str(target);
         var e = AsCaller(ctx, () => Sys.SymlinkAt(t, dir, n));
         if (e != Errno.None) { entry = default; return e; }
         e = LookupCreated(parent, name, out entry);
@@ -247,26 +303,28 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     public Errno Link(in RequestContext ctx, ulong nodeId, ulong newParent, ReadOnlySpan<byte> newName, out EntryOut entry)
     {
         entry = default;
-        int dir = Get(newParent).Fd.Fd; string n = Str(newName);
-        if (Sys.LinkAt(Get(nodeId).Fd.Fd, "", dir, n, Sys.AT_EMPTY_PATH) != 0) return Sys.LastErrno;
+        int dir = Get(newParent).Fd!.Fd; string n = Str(newName);
+        using (var u = new Use(this, Get(nodeId)))
+            if (u.Fd < 0 || Sys.LinkAt(u.Fd, "", dir, n, Sys.AT_EMPTY_PATH) != 0) return Sys.LastErrno;
         var e = LookupCreated(newParent, newName, out entry);
         return e == Errno.None ? e : Unmake(dir, n, directory: false, e);
     }
 
     public Errno Unlink(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name) =>
-        Sys.UnlinkAt(Get(parent).Fd.Fd, Str(name), 0) == 0 ? Errno.None : Sys.LastErrno;
+        Sys.UnlinkAt(Get(parent).Fd!.Fd, Str(name), 0) == 0 ? Errno.None : Sys.LastErrno;
 
     public Errno Rmdir(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name) =>
-        Sys.UnlinkAt(Get(parent).Fd.Fd, Str(name), Sys.AT_REMOVEDIR) == 0 ? Errno.None : Sys.LastErrno;
+        Sys.UnlinkAt(Get(parent).Fd!.Fd, Str(name), Sys.AT_REMOVEDIR) == 0 ? Errno.None : Sys.LastErrno;
 
     public Errno Rename(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, ulong newParent, ReadOnlySpan<byte> newName, uint flags) =>
-        Sys.RenameAt2(Get(parent).Fd.Fd, Str(name), Get(newParent).Fd.Fd, Str(newName), flags) == 0 ? Errno.None : Sys.LastErrno;
+        Sys.RenameAt2(Get(parent).Fd!.Fd, Str(name), Get(newParent).Fd!.Fd, Str(newName), flags) == 0 ? Errno.None : Sys.LastErrno;
 
     public Errno Open(in RequestContext ctx, ulong nodeId, int flags, out OpenOut open)
     {
         open = default;
         var node = Get(nodeId);
-        int fd = Sys.Open(ProcPath(node), BackingFlags(flags & ~(Sys.O_NOFOLLOW | Sys.O_CREAT | Sys.O_EXCL | Sys.O_NOCTTY)) | Sys.O_CLOEXEC);
+        int backing = BackingFlags(flags & ~(Sys.O_NOFOLLOW | Sys.O_CREAT | Sys.O_EXCL | Sys.O_NOCTTY));
+        int fd = node.Handle is { } handle ? OpenHandle(handle, backing) : Sys.Open("/proc/self/fd/" + node.Fd!.Fd, backing | Sys.O_CLOEXEC);
         if (fd < 0) return Sys.LastErrno;
         open.Fh = (ulong)fd;
         AttachBacking(node, fd, ref open);
@@ -276,7 +334,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     public Errno Create(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, uint umask, out EntryOut entry, out OpenOut open)
     {
         entry = default; open = default;
-        int dir = Get(parent).Fd.Fd; string n = Str(name);
+        int dir = Get(parent).Fd!.Fd; string n = Str(name);
         int fd = -1;
         bool made = false;
         var e = AsCaller(ctx, () =>
@@ -364,7 +422,8 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     public Errno StatFs(in RequestContext ctx, ulong nodeId, out KStatFs statfs)
     {
         statfs = default;
-        if (Sys.FStatFs(Get(nodeId).Fd.Fd, out var s) != 0) return Sys.LastErrno;
+        using var u = new Use(this, Get(nodeId));
+        if (u.Fd < 0 || Sys.FStatFs(u.Fd, out var s) != 0) return Sys.LastErrno;
         statfs = new KStatFs
         {
             Blocks = s.Blocks, BFree = s.BFree, BAvail = s.BAvail, Files = s.Files, FFree = s.FFree,
@@ -375,28 +434,36 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     public Errno GetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, Span<byte> value, out int size)
     {
-        nint n = Sys.GetXattr(ProcPath(Get(nodeId)), Str(name), value);
+        using var u = new Use(this, Get(nodeId));
+        nint n = u.Fd < 0 ? -1 : Sys.GetXattr(u.ProcPath, Str(name), value);
         size = (int)Math.Max(n, 0);
         return n < 0 ? Sys.LastErrno : Errno.None;
     }
 
-    public Errno SetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags) =>
-        Sys.SetXattr(ProcPath(Get(nodeId)), Str(name), value, flags) == 0 ? Errno.None : Sys.LastErrno;
+    public Errno SetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags)
+    {
+        using var u = new Use(this, Get(nodeId));
+        return u.Fd >= 0 && Sys.SetXattr(u.ProcPath, Str(name), value, flags) == 0 ? Errno.None : Sys.LastErrno;
+    }
 
     public Errno ListXattr(in RequestContext ctx, ulong nodeId, Span<byte> list, out int size)
     {
-        nint n = Sys.ListXattr(ProcPath(Get(nodeId)), list);
+        using var u = new Use(this, Get(nodeId));
+        nint n = u.Fd < 0 ? -1 : Sys.ListXattr(u.ProcPath, list);
         size = (int)Math.Max(n, 0);
         return n < 0 ? Sys.LastErrno : Errno.None;
     }
 
-    public Errno RemoveXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name) =>
-        Sys.RemoveXattr(ProcPath(Get(nodeId)), Str(name)) == 0 ? Errno.None : Sys.LastErrno;
+    public Errno RemoveXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name)
+    {
+        using var u = new Use(this, Get(nodeId));
+        return u.Fd >= 0 && Sys.RemoveXattr(u.ProcPath, Str(name)) == 0 ? Errno.None : Sys.LastErrno;
+    }
 
     public Errno OpenDir(in RequestContext ctx, ulong nodeId, int flags, out OpenOut open)
     {
         open = default;
-        int fd = Sys.OpenAt(Get(nodeId).Fd.Fd, ".", Sys.O_RDONLY | Sys.O_DIRECTORY | Sys.O_CLOEXEC);
+        int fd = Sys.OpenAt(Get(nodeId).Fd!.Fd, ".", Sys.O_RDONLY | Sys.O_DIRECTORY | Sys.O_CLOEXEC);
         if (fd < 0) return Sys.LastErrno;
         open.Fh = (ulong)fd;
         return Errno.None;
@@ -443,7 +510,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         bare.Attr.Mode = (uint)type << 12;
         bool dot = name.SequenceEqual("."u8) || name.SequenceEqual(".."u8);
         if (dot) return entries.TryAddPlus(bare, next, type, name);
-        int fd = OpenChild(Get(dirNode).Fd.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
+        int fd = OpenChild(Get(dirNode).Fd!.Fd, name, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_CLOEXEC);
         if (fd < 0)
         {
             if (Sys.LastErrno == Errno.ENOENT) return true; // gone since getdents: skip it

@@ -81,7 +81,8 @@ catch (Exception ex)
     return 1;
 }
 Console.WriteLine($"ready passthrough={session.Connection.Passthrough} protocol=7.{session.Connection.ProtocolMinor}"
-    + ((session.Connection.Flags & Lamina.Fuse.Wire.InitFlags.WritebackCache) != 0 ? " writeback=True" : ""));
+    + ((session.Connection.Flags & Lamina.Fuse.Wire.InitFlags.WritebackCache) != 0 ? " writeback=True" : "")
+    + (fs.UsesFileHandles ? " handles=True" : ""));
 Console.Out.Flush();
 session.Completion.GetAwaiter().GetResult();
 return 0;

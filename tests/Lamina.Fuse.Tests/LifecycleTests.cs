@@ -44,9 +44,10 @@ public sealed class LifecycleTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// More live inodes than the server has descriptors: creating must fail with EMFILE, not crash
-    /// the server, which must still serve and stop cleanly. (It used to abort on SIGTERM: the
-    /// runtime could not make the pipe of a new thread, and the mount was left dead.)
+    /// More live directories than the server has descriptors (each directory the kernel knows keeps
+    /// one): making one must fail with EMFILE, not crash the server, which must still serve and
+    /// stop cleanly. (It used to abort on SIGTERM: the runtime could not make the pipe of a new
+    /// thread, and the mount was left dead.)
     /// </summary>
     [FuseFact]
     public void Running_out_of_descriptors_is_EMFILE_and_the_server_still_stops_cleanly()
@@ -60,27 +61,62 @@ public sealed class LifecycleTests(ITestOutputHelper output)
         Errno failure = Errno.None;
         for (int i = 0; i < 4000; i++)
         {
-            int fd = Sys.Open(Path.Combine(dir, $"f{i}"), Sys.O_CREAT | Sys.O_EXCL | Sys.O_WRONLY | Sys.O_CLOEXEC, 0x1a4);
-            if (fd < 0) { failure = Sys.LastErrno; break; }
-            Sys.Close(fd);
+            if (Sys.MkdirAt(Sys.AT_FDCWD, Path.Combine(dir, $"d{i}"), 0x1ed) != 0) { failure = Sys.LastErrno; break; }
             made++;
         }
-        output.WriteLine($"made {made} files before {failure}");
+        output.WriteLine($"made {made} directories before {failure}");
         Assert.Equal(Errno.EMFILE, failure);
         Assert.InRange(made, 1000, 2999);
         Assert.True(s.IsRunning, $"the server died; stderr:\n{s.Stderr}");
-        // Still serving: known nodes work, the listing is complete, and the create that failed left
-        // nothing behind (the file it made before its node failed is taken away again).
-        Assert.False(File.Exists(Path.Combine(s.Source, "many", $"f{made}")), $"f{made} was reported as failed but exists");
-        Assert.Equal(made, Directory.EnumerateFiles(Path.Combine(s.Source, "many")).Count());
-        Assert.Equal(made, Directory.EnumerateFiles(dir).Count());
-        File.WriteAllText(Path.Combine(dir, "f0"), "still here");
-        Assert.Equal("still here", File.ReadAllText(Path.Combine(s.Source, "many", "f0")));
+        // Still serving: known nodes work, the listing is complete, and the mkdir that failed left
+        // nothing behind (the directory it made before its node failed is taken away again).
+        Assert.False(Directory.Exists(Path.Combine(s.Source, "many", $"d{made}")), $"d{made} was reported as failed but exists");
+        Assert.Equal(made, Directory.EnumerateDirectories(Path.Combine(s.Source, "many")).Count());
+        Assert.Equal(made, Directory.EnumerateDirectories(dir).Count());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(dir, "d0")));
+        Directory.SetLastWriteTimeUtc(Path.Combine(dir, "d0"), new DateTime(2001, 2, 3, 4, 5, 6, DateTimeKind.Utc));
+        Assert.Equal(2001, Directory.GetLastWriteTimeUtc(Path.Combine(s.Source, "many", "d0")).Year);
 
         s.Signal(Posix.SIGTERM);
         Assert.True(s.WaitForExit(TimeSpan.FromSeconds(15)), "the server did not exit after SIGTERM");
         Assert.True(s.Process!.ExitCode == 0, $"exit code {s.Process.ExitCode}; stderr:\n{s.Stderr}");
         Assert.False(s.Mounted, $"the server exited but left its mount; stderr:\n{s.Stderr}");
+    }
+
+    /// <summary>
+    /// As root (CAP_DAC_READ_SEARCH) files keep file handles, not descriptors: the kernel may know
+    /// far more files than the server may open, and each still reads, writes and stats.
+    /// </summary>
+    [FuseFact]
+    public void Files_beyond_the_descriptor_limit_are_served_from_file_handles()
+    {
+        if (!Conditions.IsRoot)
+        {
+            output.WriteLine("not root: without CAP_DAC_READ_SEARCH the loopback keeps a descriptor per file; nothing to test");
+            return;
+        }
+        string prlimit = Conditions.FindOnPath("prlimit") ?? throw new InvalidOperationException("prlimit (util-linux) is missing");
+        using var s = LoopbackServer.Start(launcher: [prlimit, "--nofile=3000:3000", "--"]);
+        string dir = Path.Combine(s.MountPoint, "many");
+        Directory.CreateDirectory(dir);
+        const int Count = 5000; // well past the server's 3,000 descriptors
+        for (int i = 0; i < Count; i++)
+        {
+            int fd = Sys.Open(Path.Combine(dir, $"f{i}"), Sys.O_CREAT | Sys.O_EXCL | Sys.O_WRONLY | Sys.O_CLOEXEC, 0x1a4);
+            if (fd < 0) Assert.Fail($"creating f{i} failed with {Sys.LastErrno}; stderr:\n{s.Stderr}");
+            Sys.Close(fd);
+        }
+        Assert.Equal(Count, Directory.EnumerateFiles(dir).Count());
+        // Every file is still known to the kernel (looked up, not forgotten): stat, write and read some through their handles.
+        foreach (int i in new[] { 0, 1234, Count - 1 })
+        {
+            string f = Path.Combine(dir, $"f{i}");
+            File.WriteAllText(f, $"file {i}");
+            Assert.Equal($"file {i}", File.ReadAllText(f));
+            Assert.Equal($"file {i}", File.ReadAllText(Path.Combine(s.Source, "many", $"f{i}")));
+            Assert.Equal($"file {i}".Length, new FileInfo(f).Length);
+        }
+        Assert.True(s.IsRunning, $"the server died; stderr:\n{s.Stderr}");
     }
 
     [UnprivilegedFuseFact]

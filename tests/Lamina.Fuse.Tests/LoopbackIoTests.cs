@@ -46,6 +46,7 @@ public abstract class LoopbackIoTests
         Assert.Matches(LoopbackServer.ReadyRegex(), S.ReadyLine);
         Assert.Equal(ExpectPassthrough && Conditions.IsRoot, S.Passthrough);
         Assert.Equal(ExpectWriteback, S.ReadyLine.Contains("writeback=True", StringComparison.Ordinal));
+        Assert.Equal(Conditions.IsRoot, S.ReadyLine.Contains("handles=True", StringComparison.Ordinal)); // CAP_DAC_READ_SEARCH: file handles
         Assert.InRange(S.ProtocolMinor, 31, 45);
         Assert.True(S.Mounted, "the mount point is not in /proc/self/mountinfo");
         Assert.Contains("fuse.lamina-loopback", File.ReadAllText("/proc/self/mountinfo"));
