@@ -118,14 +118,14 @@ public class LockSoakTests(ITestOutputHelper output)
                 string upper = Path.Combine(m.Upper, name);
                 Assert.True(File.Exists(upper), $"{name} was never copied up: the run did not exercise copy-up under locks");
                 Assert.Equal(dots, File.ReadAllText(upper)); // every writer put back what it wrote over
-                Assert.Equal(Sys.F_UNLCK, BranchHolder(upper));
-                Assert.True(BranchFlockFree(upper), $"a flock lock is left on {upper}");
+                Assert.Equal(Sys.F_UNLCK, BranchLocks.Holder(upper));
+                Assert.True(BranchLocks.FlockFree(upper), $"a flock lock is left on {upper}");
                 if (layer >= 0)
                 {
                     string lower = Path.Combine(m.Lower(layer), name);
                     Assert.Equal(dots, File.ReadAllText(lower)); // copy-up never wrote into the lower layer
-                    Assert.Equal(Sys.F_UNLCK, BranchHolder(lower));
-                    Assert.True(BranchFlockFree(lower), $"a flock lock is left on {lower}");
+                    Assert.Equal(Sys.F_UNLCK, BranchLocks.Holder(lower));
+                    Assert.True(BranchLocks.FlockFree(lower), $"a flock lock is left on {lower}");
                 }
             }
 
@@ -157,25 +157,5 @@ public class LockSoakTests(ITestOutputHelper output)
     {
         try { return File.ReadAllText(path).Trim(); }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return fallback; }
-    }
-
-    /// <summary>Whether an exclusive flock on the branch file is granted at once, through a fresh description.</summary>
-    private static bool BranchFlockFree(string branchFile)
-    {
-        using var fd = new SafeFd(Sys.Open(branchFile, Sys.O_RDONLY | Sys.O_CLOEXEC));
-        Assert.False(fd.IsInvalid);
-        if (Sys.Flock(fd.Fd, Sys.LOCK_EX | Sys.LOCK_NB) != 0) return false;
-        Sys.Flock(fd.Fd, Sys.LOCK_UN);
-        return true;
-    }
-
-    /// <summary>What the branch file's own lock manager says would block a write lock on all of it (l_type), asked through a fresh description.</summary>
-    private static short BranchHolder(string branchFile)
-    {
-        using var fd = new SafeFd(Sys.Open(branchFile, Sys.O_RDONLY | Sys.O_CLOEXEC));
-        Assert.False(fd.IsInvalid);
-        var fl = new FLock { Type = Sys.F_WRLCK };
-        Assert.Equal(0, Sys.FcntlLock(fd.Fd, Sys.F_OFD_GETLK, ref fl));
-        return fl.Type;
     }
 }

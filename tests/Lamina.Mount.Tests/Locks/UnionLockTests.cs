@@ -17,16 +17,6 @@ public class UnionLockTests
         File.WriteAllText(Path.Combine(m.Upper, "merged.txt"), "upper version\n");
     });
 
-    /// <summary>What the branch file's own lock manager says would block a write lock on all of it (l_type), seen by a fresh description.</summary>
-    private static short BranchHolder(string branchFile)
-    {
-        using var fd = new SafeFd(Sys.Open(branchFile, Sys.O_RDONLY | Sys.O_CLOEXEC));
-        Assert.False(fd.IsInvalid);
-        var fl = new FLock { Type = Sys.F_WRLCK };
-        Assert.Equal(0, Sys.FcntlLock(fd.Fd, Sys.F_OFD_GETLK, ref fl));
-        return fl.Type;
-    }
-
     private static bool Eventually(Func<bool> condition, int timeoutMs = 5000)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
@@ -59,8 +49,8 @@ public class UnionLockTests
         Assert.Equal($"lk w 100 10 {b.Pid}", a.Do("lk f getlk r 0 0"));
 
         // The lock moved to the upper copy with the node; nothing is left on the lower file.
-        Assert.Equal(Sys.F_RDLCK, BranchHolder(Path.Combine(m.Upper, "data.txt")));
-        Assert.Equal(Sys.F_UNLCK, BranchHolder(Path.Combine(m.Lower(0), "data.txt")));
+        Assert.Equal(Sys.F_RDLCK, BranchLocks.Holder(Path.Combine(m.Upper, "data.txt")));
+        Assert.Equal(Sys.F_UNLCK, BranchLocks.Holder(Path.Combine(m.Lower(0), "data.txt")));
 
         // close(2) of A's descriptor drops A's POSIX locks (FLUSH with A's owner).
         Assert.Equal("ok", a.Do("close f"));
@@ -229,7 +219,7 @@ public class UnionLockTests
         Assert.Equal("ok", a.Do($"open g {f} rw"));
         Assert.Equal("ok", a.Do("lk g ofd_setlk w 20 10"));
         Assert.Equal("ok", a.Do("flock f ex nb"));
-        Assert.Equal(Sys.F_WRLCK, BranchHolder(branch));
+        Assert.Equal(Sys.F_WRLCK, BranchLocks.Holder(branch));
         Assert.Equal("ok", b.Do($"open f {f} rw"));
         Assert.Equal("err EAGAIN", b.Do("lk f setlk w 0 0"));
         Assert.Equal("err EAGAIN", b.Do("flock f ex nb"));
@@ -241,7 +231,7 @@ public class UnionLockTests
         Assert.Equal("ok", b.Do("flock f ex nb"));
         Assert.Equal("ok", b.Do("lk f setlk u 0 0"));
         Assert.Equal("ok", b.Do("flock f un"));
-        Assert.Equal(Sys.F_UNLCK, BranchHolder(branch));
+        Assert.Equal(Sys.F_UNLCK, BranchLocks.Holder(branch));
     }
 
     [MountFact]
@@ -271,14 +261,14 @@ public class UnionLockTests
         Assert.Equal("ok", a.Do("lk f setlk r 0 0"));
         Assert.Equal("ok", a.Do($"open u {Path.Combine(m.Merged, "upper-only.txt")} rw"));
         Assert.Equal("ok", a.Do("lk u setlk w 0 0"));
-        Assert.Equal(Sys.F_RDLCK, BranchHolder(Path.Combine(m.Lower(0), "data.txt")));
-        Assert.Equal(Sys.F_WRLCK, BranchHolder(Path.Combine(m.Upper, "upper-only.txt")));
+        Assert.Equal(Sys.F_RDLCK, BranchLocks.Holder(Path.Combine(m.Lower(0), "data.txt")));
+        Assert.Equal(Sys.F_WRLCK, BranchLocks.Holder(Path.Combine(m.Upper, "upper-only.txt")));
         int pid = m.DaemonPid() ?? throw new InvalidOperationException("no daemon pid");
         Assert.Equal(0, Cli.Shell($"kill -9 {pid}").ExitCode);
         Assert.True(LaminaMount.WaitForExit(pid, TimeSpan.FromSeconds(10)));
         // The leader turns zombie before its other threads have exited and closed the descriptors.
-        Assert.True(Eventually(() => BranchHolder(Path.Combine(m.Lower(0), "data.txt")) == Sys.F_UNLCK, 10_000));
-        Assert.True(Eventually(() => BranchHolder(Path.Combine(m.Upper, "upper-only.txt")) == Sys.F_UNLCK, 10_000));
+        Assert.True(Eventually(() => BranchLocks.Holder(Path.Combine(m.Lower(0), "data.txt")) == Sys.F_UNLCK, 10_000));
+        Assert.True(Eventually(() => BranchLocks.Holder(Path.Combine(m.Upper, "upper-only.txt")) == Sys.F_UNLCK, 10_000));
         a.Kill();
     }
 
