@@ -227,8 +227,7 @@ public sealed partial class ControlServer
         _stateWake.Set();
         _socket.Dispose();
         try { File.Delete(_path); } catch (IOException) { }
-        var deadline = DateTime.UtcNow.AddSeconds(2);
-        while (Volatile.Read(ref _streams) > 0 && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        AwaitWatchStreams(TimeSpan.FromSeconds(2));
         _saver?.Join(TimeSpan.FromSeconds(2));
     }
 }
