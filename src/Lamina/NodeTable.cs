@@ -1,3 +1,5 @@
+using Lamina.Native;
+
 namespace Lamina;
 
 /// <summary>
@@ -123,7 +125,7 @@ internal sealed class NodeTable
     {
         lock (_gate)
             foreach (var h in node.Handles)
-                if ((h.Flags & Lamina.Native.Sys.O_ACCMODE) != Lamina.Native.Sys.O_RDONLY) return true;
+                if ((h.Flags & Sys.O_ACCMODE) != Sys.O_RDONLY) return true;
         return false;
     }
 

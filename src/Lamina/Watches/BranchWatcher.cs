@@ -298,6 +298,11 @@ public sealed class BranchWatcher : IDisposable
         }
     }
 
+    private bool IsCovered(UnionNode dir)
+    {
+        lock (_gate) return _dirs.TryGetValue(dir, out var s) && s.Covered;
+    }
+
     private static bool IsAtOrBelow(UnionNode node, UnionNode root)
     {
         for (UnionNode? a = node; a is not null; a = a.Parent) if (ReferenceEquals(a, root)) return true;
@@ -450,9 +455,10 @@ public sealed class BranchWatcher : IDisposable
             AttachBranches(dir, state);
             AwaitMissingBranches(dir, state);
         }
-        // A directory made or moved here under a recursive watch is followed too (its content as it is: the engine reports its own changes).
+        // A directory made or moved here under a recursive watch is followed too (its content as it is: the engine
+        // reports its own changes); one made by mkdir is covered already (OnEngineMadeDirectory).
         if (covered && s is { IsDirectory: true } made && (old is null || !old.Value.IsDirectory || old.Value.UnionIno != made.UnionIno)
-            && _fs.FindNodeByIno(made.UnionIno) is { } node)
+            && _fs.FindNodeByIno(made.UnionIno) is { } node && !IsCovered(node))
         {
             _fs.PinNode(node);
             Post(() => Cover(node, pinHeld: true, fresh: false));
@@ -601,8 +607,7 @@ public sealed class BranchWatcher : IDisposable
             if (from is { } f)
             {
                 Emit(f.Dir, f.Name, InotifyMask.MovedFrom, f.Old, null, f.Cookie);
-                if (f.Old is { UnionIno: not 0 and var ino } && _fs.FindNodeByIno(ino) is { } node && node.Parent == f.Dir && node.Name == f.Name)
-                    _hub.Gone(node);
+                if (NodeShownAt(f.Dir, f.Name, f.Old) is { } node) _hub.Gone(node);
             }
             from = null;
         }
@@ -703,9 +708,7 @@ public sealed class BranchWatcher : IDisposable
                 {
                     Emit(f.Dir, f.Name, InotifyMask.MovedFrom, f.Old, null, f.Cookie);
                     Emit(dir, name, InotifyMask.MovedTo, null, arrived, f.Cookie);
-                    if (old is { UnionIno: not 0 and var ino } && ino != arrived.UnionIno && _fs.FindNodeByIno(ino) is { } gone
-                        && gone.Parent == dir && gone.Name == name)
-                        _hub.Gone(gone);
+                    if (old?.UnionIno != arrived.UnionIno && NodeShownAt(dir, name, old) is { } gone) _hub.Gone(gone);
                     from = null;
                     continue;
                 }
@@ -753,6 +756,10 @@ public sealed class BranchWatcher : IDisposable
         }
         return (current, false);
     }
+
+    /// <summary>The union node of <paramref name="state"/>, if the engine still has it under <paramref name="name"/> in <paramref name="dir"/>.</summary>
+    private UnionNode? NodeShownAt(UnionNode dir, string name, EntryState? state) =>
+        state is { UnionIno: not 0 and var ino } && _fs.FindNodeByIno(ino) is { } node && node.Parent == dir && node.Name == name ? node : null;
 
     /// <summary>Whether <paramref name="b"/> is the file <paramref name="a"/> remembers (a transient state matches its branch's file of its type).</summary>
     private static bool SameFile(EntryState a, EntryState b) =>
