@@ -177,6 +177,7 @@ public sealed class UnionHandle : IDisposable
     public Errno Release()
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return Errno.None;
+        _fs.WatchClosing(Node, Flags); // watch hook, before the handle stops counting as a writer
         _fs.ReleaseHandle(this);
         Volatile.Read(ref _branch).RemoveOpenFile();
         Volatile.Read(ref _fd).Dispose();

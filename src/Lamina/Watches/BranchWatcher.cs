@@ -677,17 +677,18 @@ public sealed class BranchWatcher : IDisposable
                     }
                     continue;
                 }
-                if ((mask & InotifyMask.IsDir) == 0)
-                {
-                    // A file open for writing through the union may be written by passthrough, which looks direct.
-                    if (direct && (mask & (InotifyMask.Modify | InotifyMask.Create)) != 0 && !(old is { UnionIno: not 0 and var ino } && _fs.HasUnionWriter(ino)))
-                        lock (_gate) state.DirectlyWritten.Add(name);
-                    else if ((mask & (InotifyMask.Delete | InotifyMask.MovedFrom)) != 0) lock (_gate) state.DirectlyWritten.Remove(name);
-                }
+                // A file open for writing through the union may be written by passthrough, which looks direct.
+                bool directWrite = (mask & InotifyMask.IsDir) == 0 && direct && (mask & (InotifyMask.Modify | InotifyMask.Create)) != 0
+                               && !(old is { UnionIno: not 0 and var ino } && _fs.HasUnionWriter(ino));
+                if ((mask & InotifyMask.IsDir) == 0 && (mask & (InotifyMask.Delete | InotifyMask.MovedFrom)) != 0)
+                    lock (_gate) state.DirectlyWritten.Remove(name);
                 var (now, content) = direct ? Direct(dir, name, branch, mask, old, current) : (current, false);
                 lock (_gate)
                 {
-                    if (state.Versions.GetValueOrDefault(name) != version) continue; // the engine changed it meanwhile: its own event covers it
+                    // The engine changed it meanwhile (a union writer closing, say): its own event covers it.
+                    // Checked after the writer test, so a writer gone by then had versioned its close first.
+                    if (state.Versions.GetValueOrDefault(name) != version) continue;
+                    if (directWrite) state.DirectlyWritten.Add(name);
                     SetName(state, name, now);
                 }
                 if (content)
@@ -909,9 +910,11 @@ public sealed class BranchWatcher : IDisposable
         {
             List<UnionNode> dirs;
             lock (_gate) dirs = [.. _dirs.Keys];
-            foreach (var d in dirs)
+            // In path order, a directory before what is in it, so the report reads the same every time.
+            var byPath = dirs.Select(d => (Dir: d, Path: _fs.PathOfNode(d))).Where(x => x.Path is not null).OrderBy(x => x.Path, StringComparer.Ordinal);
+            foreach (var (d, path) in byPath)
             {
-                if (_fs.PathOfNode(d) is not { } path || !saved.TryGetValue(path, out var names)) continue;
+                if (!saved.TryGetValue(path!, out var names)) continue;
                 lock (_gate)
                 {
                     if (!_dirs.TryGetValue(d, out var state)) continue;

@@ -96,14 +96,19 @@ public sealed partial class UnionFileSystem
     internal void WatchAttrib(UnionNode node) => WatchObject(node, InotifyMask.Attrib);
     internal void WatchLinkCount(UnionNode node) => _watches?.Object(node, InotifyMask.Attrib, selfOnly: true);
 
-    /// <summary>A handle was closed: IN_CLOSE_WRITE when it was opened for writing.</summary>
-    internal void WatchClosed(UnionNode node, int openFlags)
+    /// <summary>
+    /// A handle is about to close, while it still counts as a writer: the branch watcher records the
+    /// writes that bypassed the engine (passthrough) as the engine's, so their branch echoes, read at
+    /// any moment from now on, are never taken for direct changes.
+    /// </summary>
+    internal void WatchClosing(UnionNode node, int openFlags)
     {
-        if (_watches is null) return;
-        bool write = (openFlags & Sys.O_ACCMODE) != Sys.O_RDONLY;
-        if (write) EngineClosingForWrite?.Invoke(node);
-        _watches.Object(node, write ? InotifyMask.CloseWrite : InotifyMask.CloseNoWrite);
+        if (_watches is not null && (openFlags & Sys.O_ACCMODE) != Sys.O_RDONLY) EngineClosingForWrite?.Invoke(node);
     }
+
+    /// <summary>A handle was closed: IN_CLOSE_WRITE when it was opened for writing.</summary>
+    internal void WatchClosed(UnionNode node, int openFlags) =>
+        _watches?.Object(node, (openFlags & Sys.O_ACCMODE) != Sys.O_RDONLY ? InotifyMask.CloseWrite : InotifyMask.CloseNoWrite);
 
     /// <summary>A handle opened for writing is closing (its passthrough writes, if any, are done).</summary>
     internal event Action<UnionNode>? EngineClosingForWrite;

@@ -37,7 +37,10 @@ public sealed class WatchProcess : IDisposable
     public static WatchProcess Lamina(params string[] args) => new("dotnet", [Cli.Dll, "watch", "-m", .. args]);
 
     /// <summary>Lines up to the first one containing <paramref name="marker"/> (not included).</summary>
-    public List<string> Until(string marker, TimeSpan? timeout = null)
+    public List<string> Until(string marker, TimeSpan? timeout = null) => Until(marker, out _, timeout);
+
+    /// <summary>Lines up to the first one containing <paramref name="marker"/>, which comes out as <paramref name="matched"/>.</summary>
+    public List<string> Until(string marker, out string matched, TimeSpan? timeout = null)
     {
         var got = new List<string>();
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
@@ -46,7 +49,7 @@ public sealed class WatchProcess : IDisposable
             var left = deadline - DateTime.UtcNow;
             if (left <= TimeSpan.Zero || !_lines.TryTake(out var line, left))
                 throw new TimeoutException($"no line with '{marker}'; got:\n{string.Join('\n', got)}");
-            if (line.Contains(marker, StringComparison.Ordinal)) return got;
+            if (line.Contains(marker, StringComparison.Ordinal)) { matched = line; return got; }
             got.Add(line);
         }
     }
