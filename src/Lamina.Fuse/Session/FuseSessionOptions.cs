@@ -3,8 +3,13 @@ namespace Lamina.Fuse;
 /// <summary>What a session asks of the kernel at INIT. Only what both sides support is enabled.</summary>
 public sealed record FuseSessionOptions
 {
-    /// <summary>Worker threads, each reading its own cloned /dev/fuse descriptor.</summary>
-    public int Workers { get; init; } = Math.Clamp(Environment.ProcessorCount * 2, 2, 16);
+    /// <summary>
+    /// Worker threads, each reading its own cloned /dev/fuse descriptor. One per CPU: the kernel wakes
+    /// idle workers in turn, so more workers than CPUs only add wake-ups and contention (measured on 2
+    /// CPUs: 4 workers read a file 25 % slower and serve parallel stat 15-35 % slower than 2). A call
+    /// that waits for another party does not hold a worker (<see cref="IFuseFileSystem.SetLkWait"/>).
+    /// </summary>
+    public int Workers { get; init; } = Math.Clamp(Environment.ProcessorCount, 2, 16);
 
     /// <summary>Largest request in 4 KiB pages (256 = 1 MiB reads and writes).</summary>
     public ushort MaxPages { get; init; } = 256;
