@@ -94,6 +94,12 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     public bool UsePassthrough { get; set; } = true;
 
+    /// <summary>Reads not passed through are spliced from the backing file to the kernel (<see cref="ReadSource"/>).</summary>
+    public bool SpliceReads { get; set; } = true;
+
+    // The open backing files by handle, for ReadSource: a non-owning SafeFd each (the handle closes the descriptor).
+    private readonly ConcurrentDictionary<ulong, SafeFd> _openFiles = new();
+
     /// <summary>
     /// The kernel caches writes and sends them later (FUSE_WRITEBACK_CACHE): it may then read a page
     /// of a file opened write-only to fill it, and it keeps the file size itself, so backing files
@@ -327,6 +333,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         int fd = node.Handle is { } handle ? OpenHandle(handle, backing) : Sys.Open("/proc/self/fd/" + node.Fd!.Fd, backing | Sys.O_CLOEXEC);
         if (fd < 0) return Sys.LastErrno;
         open.Fh = (ulong)fd;
+        _openFiles[open.Fh] = new SafeFd(fd, ownsHandle: false);
         AttachBacking(node, fd, ref open);
         return Errno.None;
     }
@@ -351,6 +358,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         e = LookupCreated(parent, name, out entry);
         if (e != Errno.None) { Sys.Close(fd); return made ? Unmake(dir, n, directory: false, e) : e; }
         open.Fh = (ulong)fd;
+        _openFiles[open.Fh] = new SafeFd(fd, ownsHandle: false);
         AttachBacking(Get(entry.NodeId), fd, ref open);
         return Errno.None;
     }
@@ -390,8 +398,17 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     public Errno Flush(in RequestContext ctx, ulong nodeId, ulong fh, ulong lockOwner) => Errno.None;
 
+    public Errno ReadSource(in RequestContext ctx, ulong nodeId, in ReadIn request, out SafeFd? source)
+    {
+        source = null;
+        if (!SpliceReads) return Errno.ENOSYS;
+        _openFiles.TryGetValue(request.Fh, out source);
+        return Errno.None;
+    }
+
     public Errno Release(in RequestContext ctx, ulong nodeId, in ReleaseIn request)
     {
+        if (_openFiles.TryRemove(request.Fh, out var open)) open.Dispose();
         Sys.Close((int)request.Fh);
         if (_nodes.TryGetValue(nodeId, out var node))
         {

@@ -6,7 +6,7 @@ using Lamina.Samples.Loopback;
 
 // lamina-loopback: mirrors SOURCE at MOUNTPOINT through Lamina.Fuse. The transport's test bed.
 var positional = new List<string>();
-bool passthrough = true, allowOther = false, unprivileged = false, debug = false, writeback = false;
+bool passthrough = true, allowOther = false, unprivileged = false, debug = false, writeback = false, splice = true;
 double timeout = 1.0;
 int workers = new FuseSessionOptions().Workers;
 for (int i = 0; i < args.Length; i++)
@@ -15,6 +15,7 @@ for (int i = 0; i < args.Length; i++)
     {
         case "--no-passthrough": passthrough = false; break;
         case "--writeback": writeback = true; passthrough = false; break; // the kernel refuses passthrough with the writeback cache
+        case "--no-splice": splice = false; break;
         case "--allow-other": allowOther = true; break;
         case "--unprivileged": unprivileged = true; break;
         case "--debug": debug = true; break;
@@ -28,7 +29,7 @@ for (int i = 0; i < args.Length; i++)
 }
 if (positional.Count != 2)
 {
-    Console.Error.WriteLine("usage: lamina-loopback SOURCE MOUNTPOINT [--no-passthrough] [--writeback] [--timeout SECONDS] [--workers N] [--allow-other] [--unprivileged]");
+    Console.Error.WriteLine("usage: lamina-loopback SOURCE MOUNTPOINT [--no-passthrough] [--writeback] [--no-splice] [--timeout SECONDS] [--workers N] [--allow-other] [--unprivileged]");
     return 2;
 }
 string source = Path.GetFullPath(positional[0]), mountPoint = Path.GetFullPath(positional[1]);
@@ -43,6 +44,7 @@ var fs = new LoopbackFileSystem(source, TimeSpan.FromSeconds(timeout), TimeSpan.
 {
     UsePassthrough = passthrough,
     WritebackCache = writeback,
+    SpliceReads = splice,
     // Leave an eighth of the descriptors (at least 256) to open files, directories and the runtime.
     MaxNodes = fdLimit is 0 or > int.MaxValue ? int.MaxValue : (int)Math.Max(64L, (long)fdLimit - Math.Max(256L, (long)fdLimit / 8)),
 };
@@ -70,6 +72,14 @@ using var session = new FuseSession(mount, fs, new FuseSessionOptions
 fs.Session = session;
 using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; _ = Task.Run(() => session.Stop()); });
 using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; _ = Task.Run(() => session.Stop()); });
+// SIGUSR1 (10): one line of counters on standard output, for tests and the curious.
+using var usr1 = PosixSignalRegistration.Create((PosixSignal)10, ctx =>
+{
+    ctx.Cancel = true;
+    var (spliced, copied) = session.ReadReplies;
+    Console.WriteLine($"stats reads-spliced={spliced} reads-copied={copied}");
+    Console.Out.Flush();
+});
 try
 {
     session.Start();

@@ -68,6 +68,16 @@ public interface IFuseFileSystem
     /// <summary>O_TMPFILE: an unnamed file in <paramref name="parent"/>.</summary>
     Errno TmpFile(in RequestContext ctx, ulong parent, int flags, uint mode, uint umask, out EntryOut entry, out OpenOut open) { entry = default; open = default; return Errno.ENOSYS; }
 
+    /// <summary>
+    /// READ without copying the data through this process: the descriptor whose bytes at
+    /// <see cref="ReadIn.Offset"/> answer the request. The session moves them to the kernel with
+    /// splice(2) (file to pipe to /dev/fuse), holding a reference on the descriptor meanwhile, and
+    /// calls <see cref="Read"/> instead when it cannot: no descriptor given, one already closed, a
+    /// request smaller than is worth it or larger than its pipe. ENOSYS (the default): always
+    /// <see cref="Read"/>. Whatever a read reports (access events, statistics) is done here.
+    /// </summary>
+    Errno ReadSource(in RequestContext ctx, ulong nodeId, in ReadIn request, out SafeFd? source) { source = null; return Errno.ENOSYS; }
+
     /// <summary>Reads into <paramref name="buffer"/> (the reply itself: no copy) and says how much was read.</summary>
     Errno Read(in RequestContext ctx, ulong nodeId, in ReadIn request, Span<byte> buffer, out int count) { count = 0; return Errno.ENOSYS; }
 

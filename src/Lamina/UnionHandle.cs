@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Lamina.Branches;
 using Lamina.Native;
 
@@ -52,80 +53,75 @@ public sealed class UnionHandle : IDisposable
         }
     }
 
-    /// <summary>Runs <paramref name="op"/> with the current descriptor, holding a reference so a concurrent swap cannot close it mid-call.</summary>
-    private Errno Use(Func<int, Errno> op)
+    /// <summary>
+    /// The current descriptor with a reference held, so a concurrent copy-up that swaps it cannot
+    /// close it while it is in use (give it back with <see cref="SafeHandle.DangerousRelease"/>);
+    /// null once the handle is released.
+    /// </summary>
+    private SafeFd? Acquire()
     {
         while (true)
         {
-            if (Volatile.Read(ref _released) != 0) return Errno.EBADF;
+            if (Volatile.Read(ref _released) != 0) return null;
             var fd = Volatile.Read(ref _fd);
             bool added = false;
-            try
-            {
-                fd.DangerousAddRef(ref added);
-            }
-            catch (ObjectDisposedException)
-            {
-                continue; // swapped and closed between the read and the AddRef: take the new one
-            }
-            try { return op(fd.Fd); }
-            finally { if (added) fd.DangerousRelease(); }
+            try { fd.DangerousAddRef(ref added); }
+            catch (ObjectDisposedException) { continue; } // swapped and closed between the read and the AddRef: take the new one
+            if (added) return fd;
         }
     }
 
+    /// <summary>Runs <paramref name="op"/> with the current descriptor (see <see cref="Acquire"/>).</summary>
+    private Errno Use(Func<int, Errno> op)
+    {
+        if (Acquire() is not { } fd) return Errno.EBADF;
+        try { return op(fd.Fd); }
+        finally { fd.DangerousRelease(); }
+    }
+
+    // Read and Write take the descriptor themselves: no delegate, nothing allocated per call.
     public Errno Read(Span<byte> dest, long offset, out int count)
     {
-        int n = 0;
-        var e = UseSpan(dest, (fd, buf) =>
+        count = 0;
+        if (Acquire() is not { } fd) return Errno.EBADF;
+        try
         {
-            long r;
-            do { r = Sys.PRead(fd, buf, offset); } while (r < 0 && Sys.LastErrno == Errno.EINTR);
+            nint r;
+            do r = Sys.PRead(fd.Fd, dest, offset); while (r < 0 && Sys.LastErrno == Errno.EINTR);
             if (r < 0) return Sys.LastErrno;
-            n = (int)r;
-            return Errno.None;
-        });
-        count = n;
-        if (n > 0) _fs.WatchAccessed(Node); // watch hook
-        return e;
+            count = (int)r;
+        }
+        finally { fd.DangerousRelease(); }
+        if (count > 0) _fs.WatchAccessed(Node); // watch hook
+        return Errno.None;
+    }
+
+    /// <summary>
+    /// For a read the FUSE session splices from the backing file itself: the current descriptor (the
+    /// session holds its own reference while it reads; one closed by a copy-up meanwhile makes it
+    /// fall back to <see cref="Read"/>). The access is reported here, as the read is made.
+    /// </summary>
+    public SafeFd? ReadSource()
+    {
+        if (Volatile.Read(ref _released) != 0) return null;
+        _fs.WatchAccessed(Node); // watch hook
+        return Volatile.Read(ref _fd);
     }
 
     public Errno Write(ReadOnlySpan<byte> src, long offset, out int count)
     {
-        int n = 0;
-        var e = UseReadOnlySpan(src, (fd, buf) =>
+        count = 0;
+        if (Acquire() is not { } fd) return Errno.EBADF;
+        try
         {
-            long r;
-            do { r = Sys.PWrite(fd, buf, offset); } while (r < 0 && Sys.LastErrno == Errno.EINTR);
+            nint r;
+            do r = Sys.PWrite(fd.Fd, src, offset); while (r < 0 && Sys.LastErrno == Errno.EINTR);
             if (r < 0) return Sys.LastErrno;
-            n = (int)r;
-            return Errno.None;
-        });
-        count = n;
-        if (n > 0) _fs.WatchModified(Node); // watch hook
-        return e;
-    }
-
-    private delegate Errno SpanOp(int fd, Span<byte> buf);
-    private delegate Errno ReadOnlySpanOp(int fd, ReadOnlySpan<byte> buf);
-
-    private unsafe Errno UseSpan(Span<byte> span, SpanOp op)
-    {
-        fixed (byte* p = span)
-        {
-            byte* ptr = p;
-            int len = span.Length;
-            return Use(fd => op(fd, new Span<byte>(ptr, len)));
+            count = (int)r;
         }
-    }
-
-    private unsafe Errno UseReadOnlySpan(ReadOnlySpan<byte> span, ReadOnlySpanOp op)
-    {
-        fixed (byte* p = span)
-        {
-            byte* ptr = p;
-            int len = span.Length;
-            return Use(fd => op(fd, new ReadOnlySpan<byte>(ptr, len)));
-        }
+        finally { fd.DangerousRelease(); }
+        if (count > 0) _fs.WatchModified(Node); // watch hook
+        return Errno.None;
     }
 
     public Errno Truncate(long size) => Use(fd => Sys.FTruncate(fd, size) == 0 ? Errno.None : Sys.LastErrno);

@@ -442,6 +442,62 @@ public abstract class LoopbackIoTests
     }
 
     /// <summary>
+    /// Reads of many sizes at many offsets, across the end of the file too, return the source's bytes.
+    /// Without passthrough the large ones reach the server as READs it answers by splice (file to
+    /// pipe to /dev/fuse); the small ones, and those that find the end of the file, through its buffer.
+    /// </summary>
+    [FuseFact]
+    public void Reads_of_every_size_return_the_source_bytes_spliced_or_copied()
+    {
+        var (mnt, src) = Dir();
+        var data = new byte[(5 << 20) + 777];
+        new Random(7).NextBytes(data);
+        // Never written through the mount: the kernel caches nothing of them.
+        File.WriteAllBytes(Path.Combine(src, "seq"), data);
+        File.WriteAllBytes(Path.Combine(src, "random"), data);
+        var before = S.ReadReplies();
+        var rng = new Random(11);
+        var buf = new byte[3 << 20];
+        // Sequential 1 MiB reads (kernel readahead: large READs).
+        using (var h = File.OpenHandle(Path.Combine(mnt, "seq"), FileMode.Open, FileAccess.Read))
+            for (long at = 0; at < data.Length; at += 1 << 20)
+                Check(h, at, 1 << 20);
+        // Random reads of any size, some reaching past the end, on a file not read before.
+        using (var h = File.OpenHandle(Path.Combine(mnt, "random"), FileMode.Open, FileAccess.Read))
+        {
+            for (int i = 0; i < 300; i++)
+            {
+                long at = i % 10 == 0 ? data.Length - rng.Next(1, 200_000) : rng.NextInt64(data.Length);
+                Check(h, at, rng.Next(1, buf.Length));
+            }
+            Assert.Equal(0, RandomAccess.Read(h, buf.AsSpan(0, 4096), data.Length + 10));
+        }
+        var after = S.ReadReplies();
+        Output.WriteLine($"READ replies: {after.Spliced - before.Spliced} spliced, {after.Copied - before.Copied} copied");
+        if (S.Passthrough)
+            Assert.Equal(before, after); // the kernel read the backing file itself
+        else
+        {
+            Assert.True(after.Spliced - before.Spliced >= 50, $"only {after.Spliced - before.Spliced} READs spliced; two 5 MiB files read cold should take dozens");
+            Assert.True(after.Copied > before.Copied, "the reads that reach the end of the file are answered from the buffer");
+        }
+
+        void Check(SafeFileHandle h, long at, int length)
+        {
+            int expect = (int)Math.Clamp(data.Length - at, 0, length);
+            int got = 0;
+            while (got < expect)
+            {
+                int n = RandomAccess.Read(h, buf.AsSpan(got, length - got), at + got);
+                if (n == 0) break;
+                got += n;
+            }
+            Assert.Equal(expect, got);
+            Assert.True(data.AsSpan((int)at, expect).SequenceEqual(buf.AsSpan(0, expect)), $"{length} bytes at {at} differ from the source");
+        }
+    }
+
+    /// <summary>
     /// With passthrough the kernel reads the backing file itself: a read works while the server is
     /// stopped (SIGSTOP). Without it the same read waits for the server.
     /// </summary>

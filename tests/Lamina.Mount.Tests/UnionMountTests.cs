@@ -144,6 +144,54 @@ public class HandleAndPathTests
         Assert.Equal("first\nsecond\n", System.Text.Encoding.UTF8.GetString(buf, 0, RandomAccess.Read(reader.SafeFileHandle, buf, 0)));
     }
 
+    [MountFact] public void A_large_lower_file_reads_the_same_before_and_after_copy_up_default_mode() => LargeReadOnlyFollows("");
+
+    [MountFact] public void A_large_lower_file_reads_the_same_before_and_after_copy_up_without_passthrough() => LargeReadOnlyFollows("passthrough=off");
+
+    /// <summary>
+    /// Reads of a lower file too large for one READ (the daemon splices them from the branch file),
+    /// then a copy-up by another process that rewrites a middle range: the read-only descriptor
+    /// reads the whole new content, from the upper copy.
+    /// </summary>
+    private static void LargeReadOnlyFollows(string options)
+    {
+        var data = new byte[(4 << 20) + 321];
+        new Random(3).NextBytes(data);
+        using var m = new LaminaMount(1, m => File.WriteAllBytes(Path.Combine(m.Lower(0), "big.bin"), data)).Mount(options);
+        string path = Path.Combine(m.Merged, "big.bin");
+        using var reader = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        Assert.True(data.AsSpan().SequenceEqual(ReadAll(reader, data.Length)), "the lower file read through the union differs");
+
+        var patch = new byte[300_000];
+        new Random(4).NextBytes(patch);
+        const long at = 1_000_001;
+        using (var writer = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite))
+            RandomAccess.Write(writer, patch, at);
+        Assert.True(File.Exists(Path.Combine(m.Upper, "big.bin")), "the write did not copy up");
+        patch.CopyTo(data, at);
+        Assert.True(data.AsSpan().SequenceEqual(ReadAll(reader, data.Length)), "the read-only descriptor does not read the copied-up file");
+        Assert.True(data.AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(m.Upper, "big.bin"))), "the upper copy differs");
+        // A read-only open of a lower file is served by the daemon in both modes: by splice, the large READs.
+        var status = Cli.Run("status", m.Merged);
+        var served = System.Text.RegularExpressions.Regex.Match(status.StdOut, @"reads served: (\d+) spliced, (\d+) copied");
+        Assert.True(served.Success, $"no 'reads served' line in:\n{status.StdOut}");
+        Assert.True(long.Parse(served.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 30, served.Value); // 4 MiB in 128 KiB readahead READs
+    }
+
+    private static byte[] ReadAll(Microsoft.Win32.SafeHandles.SafeFileHandle h, int length)
+    {
+        var buf = new byte[length + 4096];
+        int got = 0;
+        while (true)
+        {
+            int n = RandomAccess.Read(h, buf.AsSpan(got, Math.Min(1 << 20, buf.Length - got)), got);
+            if (n == 0) break;
+            got += n;
+        }
+        Assert.Equal(length, got);
+        return buf[..got];
+    }
+
     [MountFact]
     public void With_passthrough_on_a_write_open_that_needs_a_second_backing_file_is_refused()
     {

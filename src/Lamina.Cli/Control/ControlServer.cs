@@ -119,6 +119,9 @@ public sealed partial class ControlServer : IDisposable
         sb.Append("open files: ").Append(_adapter.OpenFiles).Append('\n');
         sb.Append("open directories: ").Append(_adapter.OpenDirectories).Append('\n');
         sb.Append("copy-ups: ").Append(_adapter.CopyUps).Append('\n');
+        // READs the daemon answered (passthrough reads never reach it): spliced from the branch file, or copied.
+        var (spliced, copied) = _session.ReadReplies;
+        sb.Append(CultureInfo.InvariantCulture, $"reads served: {spliced} spliced, {copied} copied\n");
         sb.Append("nodes: ").Append(_union.NodeCount).Append('\n');
         // Where the daemon's memory is: the managed heap (live objects after the last collection) against the whole process.
         var gc = GC.GetGCMemoryInfo();

@@ -363,6 +363,14 @@ public sealed partial class UnionFuse : IFuseFileSystem
         return _files.TryGetValue(request.Fh, out var f) ? f.Handle.Read(buffer, (long)request.Offset, out count) : Errno.EBADF;
     }
 
+    public Errno ReadSource(in RequestContext ctx, ulong nodeId, in ReadIn request, out SafeFd? source)
+    {
+        source = null;
+        if (!_files.TryGetValue(request.Fh, out var f)) return Errno.EBADF;
+        source = f.Handle.ReadSource();
+        return Errno.None;
+    }
+
     public Errno Write(in RequestContext ctx, ulong nodeId, in WriteIn request, ReadOnlySpan<byte> data, out uint written)
     {
         written = 0;

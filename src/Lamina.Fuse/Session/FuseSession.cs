@@ -47,6 +47,23 @@ public sealed unsafe class FuseSession : IDisposable
     internal IFuseFileSystem FileSystem => _fs;
     internal int RequestBufferSize => _options.MaxPages * 4096 + 4096;
 
+    /// <summary>The filesystem answered ENOSYS to <see cref="IFuseFileSystem.ReadSource"/>: every READ is copied.</summary>
+    internal volatile bool ReadSourceUnsupported;
+
+    private readonly List<Worker> _workers = [];
+
+    /// <summary>READ replies so far: spliced from a descriptor, and copied through the reply buffer.</summary>
+    public (long Spliced, long Copied) ReadReplies
+    {
+        get
+        {
+            long spliced = 0, copied = 0;
+            lock (_workers)
+                foreach (var w in _workers) { spliced += Volatile.Read(ref w.SplicedReads); copied += Volatile.Read(ref w.CopiedReads); }
+            return (spliced, copied);
+        }
+    }
+
     /// <summary>Answers INIT, then starts the workers. Throws if the kernel's protocol is too old.</summary>
     public void Start()
     {
@@ -62,6 +79,7 @@ public sealed unsafe class FuseSession : IDisposable
                 if (clone >= 0) fd = clone;
             }
             var worker = i == 0 ? initWorker : new Worker(this, fd);
+            lock (_workers) _workers.Add(worker);
             var t = new Thread(worker.Run) { IsBackground = true, Name = $"fuse-worker-{i}" };
             _threads.Add(t);
             t.Start();

@@ -138,9 +138,11 @@ internal sealed unsafe partial class Worker
             case Opcode.Read:
             {
                 var r = Read<ReadIn>(body);
+                if (TrySpliceRead(in ctx, node, in r)) break; // Worker.Splice.cs
                 var buffer = Payload[..(int)Math.Min(r.Size, (uint)Payload.Length)];
                 e = _fs.Read(in ctx, node, in r, buffer, out int count);
                 ReplyData(h.Unique, e, Math.Min(count, buffer.Length));
+                CopiedReads++;
                 break;
             }
             case Opcode.Write:

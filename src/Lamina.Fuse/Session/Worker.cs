@@ -107,6 +107,7 @@ internal sealed unsafe partial class Worker
         }
         finally
         {
+            ClosePipe();
             NativeMemory.AlignedFree(_in);
             NativeMemory.AlignedFree(_out);
         }

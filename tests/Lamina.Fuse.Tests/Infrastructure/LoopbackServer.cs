@@ -115,6 +115,7 @@ public sealed partial class LoopbackServer : IDisposable
         {
             if (e.Data is null) _ready.TrySetException(new InvalidOperationException($"lamina-loopback closed its output before it was ready; stderr:\n{Stderr}"));
             else if (e.Data.StartsWith("ready", StringComparison.Ordinal)) _ready.TrySetResult(e.Data);
+            else if (e.Data.StartsWith("stats ", StringComparison.Ordinal)) _stats.Add(e.Data);
         };
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_stderr) _stderr.AppendLine(e.Data); };
         p.Exited += (_, _) => _ready.TrySetException(new InvalidOperationException($"lamina-loopback exited ({SafeExitCode(p)}) before it was ready; stderr:\n{Stderr}"));
@@ -156,6 +157,19 @@ public sealed partial class LoopbackServer : IDisposable
     private static string Unescape(string s) => Regex.Replace(s, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
 
     public bool Mounted => IsMounted(MountPoint);
+
+    private readonly System.Collections.Concurrent.BlockingCollection<string> _stats = [];
+
+    /// <summary>The server's READ replies so far (SIGUSR1 makes it print them): spliced, and copied through its buffer.</summary>
+    public (long Spliced, long Copied) ReadReplies()
+    {
+        while (_stats.TryTake(out _)) { }
+        Signal(10); // SIGUSR1
+        if (!_stats.TryTake(out var line, TimeSpan.FromSeconds(10))) throw new TimeoutException("the server printed no stats line within 10 s of SIGUSR1");
+        var m = Regex.Match(line, @"reads-spliced=(\d+) reads-copied=(\d+)");
+        if (!m.Success) throw new FormatException($"stats line not understood: {line}");
+        return (long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), long.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
+    }
 
     public void Signal(int signal)
     {
