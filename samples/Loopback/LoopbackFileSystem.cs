@@ -26,6 +26,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         public long Lookups;
         public int Opens;
         public int BackingId = -1;
+        public readonly List<SafeFd> OpenFiles = []; // under lock (node): its open files, for GetXattr
     }
 
     private readonly ConcurrentDictionary<ulong, Node> _nodes = new();
@@ -97,8 +98,15 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     /// <summary>Reads not passed through are spliced from the backing file to the kernel (<see cref="ReadSource"/>).</summary>
     public bool SpliceReads { get; set; } = true;
 
-    // The open backing files by handle, for ReadSource: a non-owning SafeFd each (the handle closes the descriptor).
+    // The open backing files by handle (ReadSource, GetXattr): each closed once released and no call uses it any more.
     private readonly ConcurrentDictionary<ulong, SafeFd> _openFiles = new();
+
+    private void AddOpenFile(Node node, int fd)
+    {
+        var file = new SafeFd(fd);
+        _openFiles[(ulong)fd] = file;
+        lock (node) node.OpenFiles.Add(file);
+    }
 
     /// <summary>
     /// The kernel caches writes and sends them later (FUSE_WRITEBACK_CACHE): it may then read a page
@@ -333,7 +341,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         int fd = node.Handle is { } handle ? OpenHandle(handle, backing) : Sys.Open("/proc/self/fd/" + node.Fd!.Fd, backing | Sys.O_CLOEXEC);
         if (fd < 0) return Sys.LastErrno;
         open.Fh = (ulong)fd;
-        _openFiles[open.Fh] = new SafeFd(fd, ownsHandle: false);
+        AddOpenFile(node, fd);
         AttachBacking(node, fd, ref open);
         return Errno.None;
     }
@@ -358,7 +366,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         e = LookupCreated(parent, name, out entry);
         if (e != Errno.None) { Sys.Close(fd); return made ? Unmake(dir, n, directory: false, e) : e; }
         open.Fh = (ulong)fd;
-        _openFiles[open.Fh] = new SafeFd(fd, ownsHandle: false);
+        AddOpenFile(Get(entry.NodeId), fd);
         AttachBacking(Get(entry.NodeId), fd, ref open);
         return Errno.None;
     }
@@ -408,9 +416,14 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     public Errno Release(in RequestContext ctx, ulong nodeId, in ReleaseIn request)
     {
-        if (_openFiles.TryRemove(request.Fh, out var open)) open.Dispose();
-        Sys.Close((int)request.Fh);
-        if (_nodes.TryGetValue(nodeId, out var node))
+        _nodes.TryGetValue(nodeId, out var node);
+        if (_openFiles.TryRemove(request.Fh, out var file))
+        {
+            if (node is not null) lock (node) node.OpenFiles.Remove(file);
+            file.Dispose();
+        }
+        else Sys.Close((int)request.Fh);
+        if (node is not null)
         {
             lock (node)
             {
@@ -451,11 +464,31 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     public Errno GetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, Span<byte> value, out int size)
     {
-        using var u = new Use(this, Get(nodeId));
+        // Before every write the kernel asks for security.capability (killpriv): a file that is open
+        // is asked through its descriptor, with no path and no descriptor to open and close.
+        var node = Get(nodeId);
+        SafeFd? open;
+        lock (node) open = node.OpenFiles.Count > 0 ? node.OpenFiles[0] : null;
+        bool added = false;
+        try { open?.DangerousAddRef(ref added); }
+        catch (ObjectDisposedException) { }
+        if (added)
+        {
+            try
+            {
+                nint r = Sys.FGetXattr(open!.Fd, XattrName(name), value);
+                size = (int)Math.Max(r, 0);
+                return r < 0 ? Sys.LastErrno : Errno.None;
+            }
+            finally { open!.DangerousRelease(); }
+        }
+        using var u = new Use(this, node);
         nint n = u.Fd < 0 ? -1 : Sys.GetXattr(u.ProcPath, Str(name), value);
         size = (int)Math.Max(n, 0);
         return n < 0 ? Sys.LastErrno : Errno.None;
     }
+
+    private static string XattrName(ReadOnlySpan<byte> name) => name.SequenceEqual("security.capability"u8) ? "security.capability" : Str(name);
 
     public Errno SetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags)
     {

@@ -121,12 +121,15 @@ internal sealed class NodeTable
     public void AddHandle(UnionNode node, UnionHandle h) { lock (_gate) node.Handles.Add(h); }
 
     /// <summary>Whether a handle of the node is open for writing (its writes may bypass the engine: passthrough).</summary>
-    public bool HasWriter(UnionNode node)
+    public bool HasWriter(UnionNode node) => Writer(node) is not null;
+
+    /// <summary>A handle of the node open for writing, if any: its descriptor is the node's top file (it was copied up to open it).</summary>
+    public UnionHandle? Writer(UnionNode node)
     {
         lock (_gate)
             foreach (var h in node.Handles)
-                if ((h.Flags & Sys.O_ACCMODE) != Sys.O_RDONLY) return true;
-        return false;
+                if ((h.Flags & Sys.O_ACCMODE) != Sys.O_RDONLY) return h;
+        return null;
     }
 
     public void RemoveHandle(UnionNode node, UnionHandle h)

@@ -108,6 +108,21 @@ public sealed class UnionHandle : IDisposable
         return Volatile.Read(ref _fd);
     }
 
+    /// <summary>fgetxattr on the backing file: an empty <paramref name="value"/> asks for the size. EBADF once released.</summary>
+    internal Errno GetXattr(string name, Span<byte> value, out int size)
+    {
+        size = 0;
+        if (Acquire() is not { } fd) return Errno.EBADF;
+        try
+        {
+            nint n = Sys.FGetXattr(fd.Fd, name, value);
+            if (n < 0) return Sys.LastErrno;
+            size = (int)n;
+            return Errno.None;
+        }
+        finally { fd.DangerousRelease(); }
+    }
+
     public Errno Write(ReadOnlySpan<byte> src, long offset, out int count)
     {
         count = 0;

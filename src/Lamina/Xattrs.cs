@@ -15,6 +15,9 @@ public sealed partial class UnionFileSystem
     {
         size = 0;
         if (Markers.IsPrivateXattr(name)) return Errno.ENODATA;
+        // Before every write to a file the kernel asks for security.capability (to drop it, killpriv):
+        // a file open for writing is answered from that handle's descriptor, without resolving its path.
+        if (_nodes.Writer(node) is { } writer && writer.GetXattr(name, value, out size) is var we && we != Errno.EBADF) return we;
         byte[]? data = null;
         var e = Guard(() =>
         {

@@ -70,7 +70,8 @@ public sealed partial class UnionFuse : IFuseFileSystem
 
     private ulong FuseId(UnionNode n) => n.NodeId == RootId ? FuseConstants.RootId : n.NodeId;
 
-    private static string Str(ReadOnlySpan<byte> s) => Encoding.UTF8.GetString(s);
+    // The kernel asks for security.capability before every write: that name costs no allocation.
+    private static string Str(ReadOnlySpan<byte> s) => s.SequenceEqual("security.capability"u8) ? "security.capability" : Encoding.UTF8.GetString(s);
 
     /// <summary>
     /// ID mapping (uidmapping=, gidmapping=, squash_to_*): null when ids pass unchanged. The engine
