@@ -7,8 +7,12 @@ namespace Lamina.Mount.Tests.Safety;
 /// ext4 (killpriv): setuid always for an ordinary writer, setgid with group-execute, and file
 /// capabilities (security.capability) for any writer; root keeps setuid and setgid (CAP_FSETID).
 /// Every case runs on a plain directory beside the mount too, and the union must end the same.
-/// With passthrough the kernel asks the daemon for security.capability before every write, which
-/// the daemon answers from the open file's descriptor; without it, the daemon writes itself.
+/// Several layers take part: the kernel's check on the FUSE inode (a GETXATTR of
+/// security.capability before every write, a SETATTR for the mode), and the branch filesystem's own
+/// check when the daemon writes with the caller's identity, or the kernel writes the backing file
+/// (passthrough). The branch's check alone already drops capabilities, so this pins the outcome, not
+/// the GETXATTR answer (XattrTests checks the handle answers as the path does); a daemon writing as
+/// root keeps setgid and fails here.
 /// </summary>
 public class KillPrivTests
 {
