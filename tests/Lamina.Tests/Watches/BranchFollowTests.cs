@@ -16,6 +16,16 @@ public sealed class BranchFollowTests : IDisposable
     private string L(string rel) => Path.Combine(_t.Lowers[0], rel);
     private string U(string rel) => Path.Combine(_t.Upper!, rel);
 
+    /// <summary>A recursive watch on <paramref name="path"/>, and a started branch watcher that already follows all below it.</summary>
+    private static BranchWatcher FollowRecursively(UnionFileSystem fs, WatchInstance i, string path)
+    {
+        i.AddWatch(path, InotifyMask.AllEvents | InotifyMask.Recursive, out _);
+        var bw = new BranchWatcher(fs);
+        bw.Start();
+        Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
+        return bw;
+    }
+
     private static List<string> Until(WatchInstance i, string marker)
     {
         var got = new List<string>();
@@ -38,10 +48,7 @@ public sealed class BranchFollowTests : IDisposable
         TestLayers.WriteFile(_t.Upper!, "r/u/f", "upper");
         using var fs = _t.Mount();
         using var i = fs.Watches.CreateInstance();
-        i.AddWatch("/r", InotifyMask.AllEvents | InotifyMask.Recursive, out _);
-        using var bw = new BranchWatcher(fs);
-        bw.Start();
-        Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
+        using var bw = FollowRecursively(fs, i, "/r");
 
         File.AppendAllText(L("r/a/b/deep"), "more");
         Put(_t.Upper!, "r/u/new");
@@ -92,10 +99,7 @@ public sealed class BranchFollowTests : IDisposable
         TestLayers.WriteFile(_t.Lowers[0], "p/q/f", "lower");
         using var fs = _t.Mount();
         using var i = fs.Watches.CreateInstance();
-        i.AddWatch("/p", InotifyMask.AllEvents | InotifyMask.Recursive, out _);
-        using var bw = new BranchWatcher(fs);
-        bw.Start();
-        Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
+        using var bw = FollowRecursively(fs, i, "/p");
         // Copying up /p/q/f makes the upper directories p and p/q after the watch started.
         fs.Paths.Open("/p/q/f", Lamina.Native.Sys.O_WRONLY, out var h).Ok();
         h!.Release();
@@ -110,10 +114,6 @@ public sealed class BranchFollowTests : IDisposable
     }
 
     /// <summary>
-    /// Makes a file in one step (written in the branch root, outside every watched directory, then renamed
-    /// in), so it is one branch event (writing it in place would add an IN_MODIFY after its IN_CREATE).
-    /// </summary>
-    /// <summary>
     /// A directory made through the union is followed before the mkdir returns: a direct change in it
     /// at once is reported even when the watcher's thread gets to the new directory only afterwards
     /// (held back here behind a raw event it cannot judge yet).
@@ -124,10 +124,7 @@ public sealed class BranchFollowTests : IDisposable
         TestLayers.WriteFile(_t.Upper!, "r/u/f", "upper");
         using var fs = _t.Mount();
         using var i = fs.Watches.CreateInstance();
-        i.AddWatch("/r", InotifyMask.AllEvents | InotifyMask.Recursive, out _);
-        using var bw = new BranchWatcher(fs);
-        bw.Start();
-        Assert.True(bw.Drain(TimeSpan.FromSeconds(10)));
+        using var bw = FollowRecursively(fs, i, "/r");
 
         using (bw.HoldEvents())
         {
@@ -140,6 +137,10 @@ public sealed class BranchFollowTests : IDisposable
         Assert.Equal(["CREATE,ISDIR made", "CREATE,ISDIR made/direct", "CREATE,ISDIR u/busy"], Until(i, "m9").Order(StringComparer.Ordinal));
     }
 
+    /// <summary>
+    /// Makes a file in one step (written in the branch root, outside every watched directory, then renamed
+    /// in), so it is one branch event (writing it in place would add an IN_MODIFY after its IN_CREATE).
+    /// </summary>
     private static void Put(string layer, string rel)
     {
         string path = Path.Combine(layer, rel), staged = Path.Combine(layer, "staged-" + Path.GetFileName(path));
