@@ -416,13 +416,13 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     public Errno Release(in RequestContext ctx, ulong nodeId, in ReleaseIn request)
     {
+        // Every file open is registered (AddOpenFile); the descriptor closes once no call uses it.
         _nodes.TryGetValue(nodeId, out var node);
         if (_openFiles.TryRemove(request.Fh, out var file))
         {
             if (node is not null) lock (node) node.OpenFiles.Remove(file);
             file.Dispose();
         }
-        else Sys.Close((int)request.Fh);
         if (node is not null)
         {
             lock (node)
@@ -469,18 +469,15 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         var node = Get(nodeId);
         SafeFd? open;
         lock (node) open = node.OpenFiles.Count > 0 ? node.OpenFiles[0] : null;
-        bool added = false;
-        try { open?.DangerousAddRef(ref added); }
-        catch (ObjectDisposedException) { }
-        if (added)
+        if (open is not null && open.TryAddRef())
         {
             try
             {
-                nint r = Sys.FGetXattr(open!.Fd, XattrName(name), value);
+                nint r = Sys.FGetXattr(open.Fd, XattrName(name), value);
                 size = (int)Math.Max(r, 0);
                 return r < 0 ? Sys.LastErrno : Errno.None;
             }
-            finally { open!.DangerousRelease(); }
+            finally { open.DangerousRelease(); }
         }
         using var u = new Use(this, node);
         nint n = u.Fd < 0 ? -1 : Sys.GetXattr(u.ProcPath, Str(name), value);

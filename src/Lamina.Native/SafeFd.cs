@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace Lamina.Native;
@@ -13,6 +14,18 @@ public sealed class SafeFd : SafeHandleZeroOrMinusOneIsInvalid
     public int Fd => (int)handle;
 
     public override bool IsInvalid => handle.ToInt64() < 0;
+
+    /// <summary>
+    /// Takes a reference (<see cref="SafeHandle.DangerousAddRef"/>) unless the handle is closed already:
+    /// while it is held, a concurrent Dispose cannot close the descriptor. Give it back with DangerousRelease.
+    /// </summary>
+    public bool TryAddRef()
+    {
+        bool added = false;
+        try { DangerousAddRef(ref added); }
+        catch (ObjectDisposedException) { }
+        return added;
+    }
 
     protected override bool ReleaseHandle() => Sys.Close((int)handle) == 0;
 

@@ -64,10 +64,8 @@ public sealed class UnionHandle : IDisposable
         {
             if (Volatile.Read(ref _released) != 0) return null;
             var fd = Volatile.Read(ref _fd);
-            bool added = false;
-            try { fd.DangerousAddRef(ref added); }
-            catch (ObjectDisposedException) { continue; } // swapped and closed between the read and the AddRef: take the new one
-            if (added) return fd;
+            if (fd.TryAddRef()) return fd;
+            // Swapped and closed between the read and the AddRef: take the new one.
         }
     }
 

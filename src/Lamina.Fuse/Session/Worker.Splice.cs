@@ -31,12 +31,9 @@ internal sealed unsafe partial class Worker
         var e = _fs.ReadSource(in ctx, node, in r, out var source);
         if (e == Errno.ENOSYS) { _session.ReadSourceUnsupported = true; return false; }
         if (e != Errno.None) { SendError(ctx.Unique, e); return true; }
-        if (source is null) return false;
-        bool added = false;
-        try { source.DangerousAddRef(ref added); }
-        catch (ObjectDisposedException) { return false; }
+        if (source is null || !source.TryAddRef()) return false;
         try { return SpliceRead(ctx.Unique, source.Fd, (long)r.Offset, (int)r.Size); }
-        finally { if (added) source.DangerousRelease(); }
+        finally { source.DangerousRelease(); }
     }
 
     private bool SpliceRead(ulong unique, int fd, long offset, int size)
