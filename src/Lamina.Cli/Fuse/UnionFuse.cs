@@ -70,8 +70,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
 
     private ulong FuseId(UnionNode n) => n.NodeId == RootId ? FuseConstants.RootId : n.NodeId;
 
-    // The kernel asks for security.capability before every write: that name costs no allocation.
-    private static string Str(ReadOnlySpan<byte> s) => s.SequenceEqual("security.capability"u8) ? "security.capability" : Encoding.UTF8.GetString(s);
+    private static string Str(ReadOnlySpan<byte> s) => Encoding.UTF8.GetString(s);
 
     /// <summary>
     /// ID mapping (uidmapping=, gidmapping=, squash_to_*): null when ids pass unchanged. The engine
@@ -435,7 +434,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         size = 0;
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
-        var e = _union.GetXattr(node, Str(name), value, out size);
+        var e = _union.GetXattr(node, XattrNames.Decode(name), value, out size);
         if (e == Errno.None && _owners is { } map && value.Length > 0 && OwnerMap.IsAclName(name)) map.ShowAcl(value[..size]);
         return e;
     }
@@ -448,9 +447,9 @@ public sealed partial class UnionFuse : IFuseFileSystem
         {
             var stored = value.ToArray();
             map.StoreAcl(stored);
-            return _union.SetXattr(node, Str(name), stored, flags, CallerOf(ctx));
+            return _union.SetXattr(node, XattrNames.Decode(name), stored, flags, CallerOf(ctx));
         }
-        return _union.SetXattr(node, Str(name), value, flags, CallerOf(ctx));
+        return _union.SetXattr(node, XattrNames.Decode(name), value, flags, CallerOf(ctx));
     }
 
     public Errno ListXattr(in RequestContext ctx, ulong nodeId, Span<byte> list, out int size)
@@ -463,7 +462,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
     public Errno RemoveXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name)
     {
         var node = Node(nodeId);
-        return node is null ? Errno.ESTALE : _union.RemoveXattr(node, Str(name), CallerOf(ctx));
+        return node is null ? Errno.ESTALE : _union.RemoveXattr(node, XattrNames.Decode(name), CallerOf(ctx));
     }
 
     public Errno OpenDir(in RequestContext ctx, ulong nodeId, int flags, out OpenOut open)
