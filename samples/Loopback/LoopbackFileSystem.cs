@@ -58,10 +58,19 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
 
     private static byte[]? HandleOf(int fd)
     {
-        byte* buf = stackalloc byte[8 + Sys.MAX_HANDLE_SZ];
-        *(uint*)buf = Sys.MAX_HANDLE_SZ;
-        if (Sys.NameToHandleAt(fd, "", buf, out _, Sys.AT_EMPTY_PATH) != 0) return null;
-        return new ReadOnlySpan<byte>(buf, 8 + (int)*(uint*)buf).ToArray();
+        Span<byte> buf = stackalloc byte[8 + Sys.MAX_HANDLE_SZ];
+        int n = HandleOf(fd, buf);
+        return n < 0 ? null : buf[..n].ToArray();
+    }
+
+    /// <summary>Writes the object's file handle (with its 8-byte header) into <paramref name="buf"/>; its length, or -1.</summary>
+    private static int HandleOf(int fd, Span<byte> buf)
+    {
+        fixed (byte* p = buf)
+        {
+            *(uint*)p = Sys.MAX_HANDLE_SZ;
+            return Sys.NameToHandleAt(fd, "", p, out _, Sys.AT_EMPTY_PATH) != 0 ? -1 : 8 + (int)*(uint*)p;
+        }
     }
 
     private int OpenHandle(byte[] handle, int flags)
@@ -139,22 +148,32 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     {
         entry = default;
         if (Sys.FStatx(fd, out var st) != 0) { var e = Sys.LastErrno; Sys.Close(fd); return e; }
+        Span<byte> handleBuf = stackalloc byte[8 + Sys.MAX_HANDLE_SZ];
+        int handleLength = _handles && (st.Mode & ModeBits.S_IFMT) != ModeBits.S_IFDIR ? HandleOf(fd, handleBuf) : -1;
+        ReadOnlySpan<byte> handle = handleLength < 0 ? default : handleBuf[..handleLength];
         Node node;
         lock (_lock)
         {
-            if (_byInode.TryGetValue((st.Dev, st.Ino), out var existing))
+            // A node that keeps a descriptor keeps its object, and so its inode number. One that keeps a
+            // file handle does not: once the object is removed, the filesystem may give its number to a
+            // new object at once (ext4 does), while the kernel has not yet forgotten the old node. The
+            // handles then differ (the inode's generation), and the new object gets a node of its own.
+            if (_byInode.TryGetValue((st.Dev, st.Ino), out var existing) && (existing.Handle is null || handle.SequenceEqual(existing.Handle)))
             {
                 Sys.Close(fd);
                 node = existing;
             }
             else
             {
-                byte[]? handle = _handles && (st.Mode & ModeBits.S_IFMT) != ModeBits.S_IFDIR ? HandleOf(fd) : null;
-                if (handle is not null) { Sys.Close(fd); fd = -1; }
+                if (handleLength >= 0) { Sys.Close(fd); fd = -1; }
                 else if (_nodeCount >= MaxNodes) { Sys.Close(fd); return Errno.EMFILE; }
                 else _nodeCount++;
-                node = new Node { Fd = fd >= 0 ? new SafeFd(fd) : null, Handle = handle, Id = (ulong)Interlocked.Increment(ref _nextId), Key = (st.Dev, st.Ino) };
-                _byInode[node.Key] = node;
+                node = new Node
+                {
+                    Fd = fd >= 0 ? new SafeFd(fd) : null, Handle = handleLength >= 0 ? handle.ToArray() : null,
+                    Id = (ulong)Interlocked.Increment(ref _nextId), Key = (st.Dev, st.Ino),
+                };
+                _byInode[node.Key] = node; // replaces a node whose object is gone; that one lives on until forgotten
                 _nodes[node.Id] = node;
             }
             node.Lookups++;
@@ -189,7 +208,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
             node.Lookups -= (long)nlookup;
             if (node.Lookups > 0 || nodeId == FuseConstants.RootId) return;
             _nodes.TryRemove(nodeId, out _);
-            _byInode.Remove(node.Key);
+            if (_byInode.TryGetValue(node.Key, out var current) && current == node) _byInode.Remove(node.Key);
             if (node.Fd is { } fd) { _nodeCount--; fd.Dispose(); }
         }
     }
@@ -473,24 +492,22 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
         {
             try
             {
-                nint r = Sys.FGetXattr(open.Fd, XattrName(name), value);
+                nint r = Sys.FGetXattr(open.Fd, XattrNames.Decode(name), value);
                 size = (int)Math.Max(r, 0);
                 return r < 0 ? Sys.LastErrno : Errno.None;
             }
             finally { open.DangerousRelease(); }
         }
         using var u = new Use(this, node);
-        nint n = u.Fd < 0 ? -1 : Sys.GetXattr(u.ProcPath, Str(name), value);
+        nint n = u.Fd < 0 ? -1 : Sys.GetXattr(u.ProcPath, XattrNames.Decode(name), value);
         size = (int)Math.Max(n, 0);
         return n < 0 ? Sys.LastErrno : Errno.None;
     }
 
-    private static string XattrName(ReadOnlySpan<byte> name) => name.SequenceEqual("security.capability"u8) ? "security.capability" : Str(name);
-
     public Errno SetXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags)
     {
         using var u = new Use(this, Get(nodeId));
-        return u.Fd >= 0 && Sys.SetXattr(u.ProcPath, Str(name), value, flags) == 0 ? Errno.None : Sys.LastErrno;
+        return u.Fd >= 0 && Sys.SetXattr(u.ProcPath, XattrNames.Decode(name), value, flags) == 0 ? Errno.None : Sys.LastErrno;
     }
 
     public Errno ListXattr(in RequestContext ctx, ulong nodeId, Span<byte> list, out int size)
@@ -504,7 +521,7 @@ public sealed unsafe class LoopbackFileSystem : IFuseFileSystem
     public Errno RemoveXattr(in RequestContext ctx, ulong nodeId, ReadOnlySpan<byte> name)
     {
         using var u = new Use(this, Get(nodeId));
-        return u.Fd >= 0 && Sys.RemoveXattr(u.ProcPath, Str(name)) == 0 ? Errno.None : Sys.LastErrno;
+        return u.Fd >= 0 && Sys.RemoveXattr(u.ProcPath, XattrNames.Decode(name)) == 0 ? Errno.None : Sys.LastErrno;
     }
 
     public Errno OpenDir(in RequestContext ctx, ulong nodeId, int flags, out OpenOut open)

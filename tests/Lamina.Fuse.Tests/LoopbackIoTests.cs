@@ -316,6 +316,42 @@ public abstract class LoopbackIoTests
         Posix.Check(Sys.Flock(two.Fd, Sys.LOCK_SH | Sys.LOCK_NB), "flock after unlock");
     }
 
+    /// <summary>
+    /// A file removed and another made at once may get the removed one's inode number (ext4 hands it
+    /// out again) before the kernel has forgotten the old node. Reopening the new file must reach the
+    /// new file: a server that found the old node by inode number answered ESTALE, or data of the other.
+    /// </summary>
+    [FuseFact]
+    public void Files_made_in_place_of_removed_ones_reopen_as_themselves()
+    {
+        var (mnt, _) = Dir();
+        const int threads = 2, rounds = 1500;
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
+        {
+            for (int i = 0; i < rounds && errors.Count < 5; i++)
+            {
+                string f = Path.Combine(mnt, $"t{t}-{i}");
+                byte[] data = Encoding.ASCII.GetBytes($"thread {t} round {i}");
+                try
+                {
+                    File.WriteAllBytes(f, data);
+                    using (var h = File.OpenHandle(f, FileMode.Open, FileAccess.ReadWrite))
+                    {
+                        var back = new byte[data.Length + 1];
+                        int n = RandomAccess.Read(h, back, 0);
+                        if (!back.AsSpan(0, n).SequenceEqual(data)) errors.Enqueue($"{f}: read \"{Encoding.ASCII.GetString(back, 0, n)}\"");
+                    }
+                    File.Delete(f);
+                }
+                catch (IOException e) { errors.Enqueue($"{f}: {e.Message}"); }
+            }
+        })).ToList();
+        workers.ForEach(w => w.Start());
+        workers.ForEach(w => w.Join());
+        Assert.True(errors.IsEmpty, string.Join("\n", errors.Select(e => e.Replace(mnt, "MNT", StringComparison.Ordinal))));
+    }
+
     [FuseFact]
     public void Sixteen_threads_of_mixed_io_on_distinct_files_verify()
     {
