@@ -8,7 +8,7 @@ namespace Lamina.Cli.Control;
 
 /// <summary>
 /// Watches over the control socket (issue 7). One streaming connection is one watch instance:
-///   client: "watch MASKHEX\tPATH\tPATH..." (union paths) or "watch-attach ID"
+///   client: "watch MASKHEX\tPATH\tPATH..." (union paths, percent-escaped; "" is the root) or "watch-attach ID"
 ///   server: "wd WD PATH" or "error ERRNO PATH" per path, then "ready ID", then one line per event:
 ///           "event WD MASKHEX COOKIE NAME" (NAME percent-escaped, "-" for none)
 ///   client, later lines: "add MASKHEX PATH", "rm WD", "setnextwd WD" (answered "ok ..." / "error ..." in the stream)
@@ -58,7 +58,7 @@ public sealed partial class ControlServer
             instance = _union.Watches.CreateInstance();
             id = Interlocked.Increment(ref _nextInstance);
             Register(id, instance);
-            foreach (var path in fields.Skip(1))
+            foreach (var path in fields.Skip(1).Select(Uri.UnescapeDataString))
             {
                 var e = instance.AddWatch(path, mask, out int wd);
                 writer.Write(e == Errno.None ? $"wd {wd} {Uri.EscapeDataString(instance.FindWatch(wd)!.Path)}\n" : $"error {e} {Uri.EscapeDataString(path)}\n");

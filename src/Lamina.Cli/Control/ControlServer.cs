@@ -71,7 +71,8 @@ public sealed partial class ControlServer : IDisposable
         {
             try
             {
-                string request = reader.ReadLine()?.Trim() ?? "";
+                // Tabs are kept: a "watch" request ends in one when its last path is the root ("").
+                string request = reader.ReadLine()?.Trim(' ', '\r') ?? "";
                 string verb = request.Split(' ', 2)[0];
                 string argument = request.Length > verb.Length ? request[(verb.Length + 1)..] : "";
                 if (TryAnswerStreaming(verb, argument, reader, writer)) return;

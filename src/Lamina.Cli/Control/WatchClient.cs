@@ -32,7 +32,7 @@ public sealed class WatchClient : IDisposable
 
     /// <summary>Opens a watch instance with <paramref name="unionPaths"/>; null when no daemon answers.</summary>
     public static WatchClient? Open(string mountPoint, uint mask, IEnumerable<string> unionPaths) =>
-        Connect(mountPoint, "watch " + mask.ToString("x", CultureInfo.InvariantCulture) + string.Concat(unionPaths.Select(p => "\t" + p)));
+        Connect(mountPoint, "watch " + mask.ToString("x", CultureInfo.InvariantCulture) + string.Concat(unionPaths.Select(p => "\t" + Uri.EscapeDataString(p))));
 
     /// <summary>Streams an existing instance (one rebuilt by restore).</summary>
     public static WatchClient? Attach(string mountPoint, int instance) =>

@@ -36,6 +36,28 @@ public sealed class WatchMountTests
             events.Where(e => e.Name == "f").Select(e => e.Events).ToList());
     }
 
+    /// <summary>
+    /// The union root, given alone or last, and a directory whose name holds a space and a tab can be
+    /// watched: `lamina watch` sends the daemon its paths percent-escaped, one field each.
+    /// </summary>
+    [MountFact]
+    public void The_root_and_a_name_with_blanks_can_be_watched()
+    {
+        const string odd = "a b\tc";
+        using var m = new LaminaMount(1, m => Directory.CreateDirectory(Path.Combine(m.Lower(0), odd))).Mount();
+        using (var w = WatchProcess.Lamina("--json", m.Merged))
+        {
+            File.WriteAllText(Path.Combine(m.Merged, "zz-root"), "");
+            Assert.Equal("CREATE", WatchProcess.Parse(w.Line("zz-root")).Events);
+        }
+        using (var w = WatchProcess.Lamina("--json", Path.Combine(m.Merged, odd)))
+        {
+            File.WriteAllText(Path.Combine(m.Merged, odd, "zz-odd"), "");
+            var e = WatchProcess.Parse(w.Line("zz-odd"));
+            Assert.Equal(("CREATE", Path.Combine(m.Merged, odd) + "/"), (e.Events, e.Path));
+        }
+    }
+
     /// <summary>W2, union directories: a process changes the lower and upper directories directly; exactly the merged view's changes come out.</summary>
     [MountFact]
     public void W2_direct_branch_changes_raise_what_the_merged_view_implies()
