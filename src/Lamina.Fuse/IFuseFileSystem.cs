@@ -74,9 +74,17 @@ public interface IFuseFileSystem
     /// splice(2) (file to pipe to /dev/fuse), holding a reference on the descriptor meanwhile, and
     /// calls <see cref="Read"/> instead when it cannot: no descriptor given, one already closed, a
     /// request smaller than is worth it or larger than its pipe. ENOSYS (the default): always
-    /// <see cref="Read"/>. Whatever a read reports (access events, statistics) is done here.
+    /// <see cref="Read"/>. What a read reports (access events, statistics) belongs in
+    /// <see cref="ReadSourceDone"/>, which knows how much was read.
     /// </summary>
     Errno ReadSource(in RequestContext ctx, ulong nodeId, in ReadIn request, out SafeFd? source) { source = null; return Errno.ENOSYS; }
+
+    /// <summary>
+    /// A READ answered from <see cref="ReadSource"/>'s descriptor carries <paramref name="count"/>
+    /// bytes (0 at the end of the file); called just before the reply is sent. Not called when the
+    /// request failed, nor when the session fell back to <see cref="Read"/>.
+    /// </summary>
+    void ReadSourceDone(in RequestContext ctx, ulong nodeId, in ReadIn request, int count) { }
 
     /// <summary>Reads into <paramref name="buffer"/> (the reply itself: no copy) and says how much was read.</summary>
     Errno Read(in RequestContext ctx, ulong nodeId, in ReadIn request, Span<byte> buffer, out int count) { count = 0; return Errno.ENOSYS; }

@@ -97,13 +97,14 @@ public sealed class UnionHandle : IDisposable
     /// <summary>
     /// For a read the FUSE session splices from the backing file itself: the current descriptor (the
     /// session holds its own reference while it reads; one closed by a copy-up meanwhile makes it
-    /// fall back to <see cref="Read"/>). The access is reported here, as the read is made.
+    /// fall back to <see cref="Read"/>). The session then reports the read with <see cref="Spliced"/>.
     /// </summary>
-    public SafeFd? ReadSource()
+    public SafeFd? ReadSource() => Volatile.Read(ref _released) != 0 ? null : Volatile.Read(ref _fd);
+
+    /// <summary>A read from <see cref="ReadSource"/>'s descriptor returned <paramref name="count"/> bytes: reported as <see cref="Read"/> reports its own.</summary>
+    public void Spliced(int count)
     {
-        if (Volatile.Read(ref _released) != 0) return null;
-        _fs.WatchAccessed(Node); // watch hook
-        return Volatile.Read(ref _fd);
+        if (count > 0) _fs.WatchAccessed(Node); // watch hook
     }
 
     /// <summary>fgetxattr on the backing file: an empty <paramref name="value"/> asks for the size. EBADF once released.</summary>

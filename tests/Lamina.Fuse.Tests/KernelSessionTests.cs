@@ -16,24 +16,37 @@ public sealed class KernelFs : IFuseFileSystem
     public readonly ConcurrentQueue<(ulong Unique, TaskCompletionSource<Errno> Tcs, CancellationToken Token, LkIn Request)> Waits = new();
     public int Reads;
 
-    private static FuseAttr Attr(ulong node) => node == 1
-        ? new FuseAttr { Ino = 1, Mode = ModeBits.S_IFDIR | 0x1ed, NLink = 2, BlkSize = 4096 }
-        : new FuseAttr { Ino = 2, Mode = ModeBits.S_IFREG | 0x1b6, NLink = 1, Size = (ulong)Data.Length, Blocks = 1, BlkSize = 4096 };
+    /// <summary>
+    /// Node 3, "spliced": READs answered from <see cref="SpliceSource"/> (set by the test), a file
+    /// shorter than the <see cref="SplicedSize"/> declared here, so reads past its end come back
+    /// short or empty. Every <see cref="ReadSourceDone"/> is recorded.
+    /// </summary>
+    public const ulong SplicedSize = 1 << 20;
+    public SafeFd? SpliceSource;
+    public readonly ConcurrentQueue<(ulong Offset, uint Size, int Count)> SplicedReads = new();
+
+    private static FuseAttr Attr(ulong node) => node switch
+    {
+        1 => new FuseAttr { Ino = 1, Mode = ModeBits.S_IFDIR | 0x1ed, NLink = 2, BlkSize = 4096 },
+        3 => new FuseAttr { Ino = 3, Mode = ModeBits.S_IFREG | 0x1b6, NLink = 1, Size = SplicedSize, Blocks = SplicedSize / 512, BlkSize = 4096 },
+        _ => new FuseAttr { Ino = 2, Mode = ModeBits.S_IFREG | 0x1b6, NLink = 1, Size = (ulong)Data.Length, Blocks = 1, BlkSize = 4096 },
+    };
 
     public Errno Lookup(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, out EntryOut entry)
     {
         entry = default;
-        if (parent != 1 || !name.SequenceEqual("hello"u8)) return Errno.ENOENT;
-        entry.NodeId = 2;
+        ulong node = parent != 1 ? 0 : name.SequenceEqual("hello"u8) ? 2UL : name.SequenceEqual("spliced"u8) ? 3UL : 0;
+        if (node == 0) return Errno.ENOENT;
+        entry.NodeId = node;
         entry.SetTimeouts(TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(60));
-        entry.Attr = Attr(2);
+        entry.Attr = Attr(node);
         return Errno.None;
     }
 
     public Errno GetAttr(in RequestContext ctx, ulong nodeId, ulong? fh, out AttrOut attr)
     {
         attr = default;
-        if (nodeId is not (1 or 2)) return Errno.ENOENT;
+        if (nodeId is not (1 or 2 or 3)) return Errno.ENOENT;
         attr.SetTimeout(TimeSpan.FromSeconds(60));
         attr.Attr = Attr(nodeId);
         return Errno.None;
@@ -42,12 +55,28 @@ public sealed class KernelFs : IFuseFileSystem
     public Errno Open(in RequestContext ctx, ulong nodeId, int flags, out OpenOut open)
     {
         open = new OpenOut { Fh = 7, OpenFlags = OpenReplyFlags.KeepCache };
-        return nodeId == 2 ? Errno.None : Errno.EISDIR;
+        return nodeId is 2 or 3 ? Errno.None : Errno.EISDIR;
     }
+
+    public Errno ReadSource(in RequestContext ctx, ulong nodeId, in ReadIn request, out SafeFd? source)
+    {
+        source = nodeId == 3 ? SpliceSource : null;
+        return Errno.None;
+    }
+
+    public void ReadSourceDone(in RequestContext ctx, ulong nodeId, in ReadIn request, int count) =>
+        SplicedReads.Enqueue((request.Offset, request.Size, count));
 
     public Errno Read(in RequestContext ctx, ulong nodeId, in ReadIn request, Span<byte> buffer, out int count)
     {
         Interlocked.Increment(ref Reads);
+        if (nodeId == 3)
+        {
+            // Requests too small to splice: read the source as a plain read would.
+            nint n = Sys.PRead(SpliceSource!.Fd, buffer, (long)request.Offset);
+            count = (int)Math.Max(0, n);
+            return n < 0 ? Sys.LastErrno : Errno.None;
+        }
         int off = (int)Math.Min(request.Offset, (ulong)Data.Length);
         count = Math.Min(buffer.Length, Data.Length - off);
         Data.AsSpan(off, count).CopyTo(buffer);
@@ -217,6 +246,40 @@ public sealed class KernelSessionTests(ITestOutputHelper output) : IDisposable
         Assert.NotEqual(0, p.ExitCode);
         // The session goes on.
         Assert.Equal(KernelFs.Data, File.ReadAllBytes(Hello));
+    }
+
+    [FuseFact]
+    public void A_spliced_read_tells_the_filesystem_how_many_bytes_it_carried()
+    {
+        // The source holds 100 KiB of the 1 MiB the attributes declare: a READ inside it carries all
+        // it asks for, one across its end less, one past its end nothing (and the kernel then takes
+        // that as the end of the file). The filesystem hears each count, and only after a splice.
+        const int sourceLength = 100 * 1024;
+        var bytes = new byte[sourceLength];
+        new Random(7).NextBytes(bytes);
+        string sourcePath = Path.Combine(_root, "source");
+        File.WriteAllBytes(sourcePath, bytes);
+        _fs.SpliceSource = new SafeFd(Sys.Open(sourcePath, Sys.O_RDONLY | Sys.O_CLOEXEC));
+        Serve();
+        string spliced = Path.Combine(Mnt, "spliced");
+
+        using (var f = File.OpenHandle(spliced))
+        {
+            var buffer = new byte[256 * 1024];
+            Assert.Equal(0, RandomAccess.Read(f, buffer, 512 * 1024)); // past the source's end first
+            var read = new MemoryStream();
+            int n;
+            while ((n = RandomAccess.Read(f, buffer, read.Length)) > 0) read.Write(buffer, 0, n);
+            Assert.Equal(bytes, read.ToArray());
+        }
+
+        var calls = _fs.SplicedReads.ToArray();
+        output.WriteLine("spliced READs (offset, size, count): " + string.Join(" ", calls.Select(c => $"({c.Offset}, {c.Size}, {c.Count})")));
+        Assert.NotEmpty(calls);
+        foreach (var c in calls)
+            Assert.Equal((int)Math.Min(c.Size, (ulong)Math.Max(0L, sourceLength - (long)c.Offset)), c.Count);
+        Assert.Contains(calls, c => c.Offset >= sourceLength && c.Count == 0);
+        Assert.Contains(calls, c => c.Count > 0);
     }
 
     [FuseFact]

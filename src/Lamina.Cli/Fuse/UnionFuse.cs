@@ -371,6 +371,11 @@ public sealed partial class UnionFuse : IFuseFileSystem
         return Errno.None;
     }
 
+    public void ReadSourceDone(in RequestContext ctx, ulong nodeId, in ReadIn request, int count)
+    {
+        if (_files.TryGetValue(request.Fh, out var f)) f.Handle.Spliced(count);
+    }
+
     public Errno Write(in RequestContext ctx, ulong nodeId, in WriteIn request, ReadOnlySpan<byte> data, out uint written)
     {
         written = 0;

@@ -32,12 +32,15 @@ internal sealed unsafe partial class Worker
         if (e == Errno.ENOSYS) { _session.ReadSourceUnsupported = true; return false; }
         if (e != Errno.None) { SendError(ctx.Unique, e); return true; }
         if (source is null || !source.TryAddRef()) return false;
-        try { return SpliceRead(ctx.Unique, source.Fd, (long)r.Offset, (int)r.Size); }
+        try { return SpliceRead(in ctx, node, in r, source.Fd); }
         finally { source.DangerousRelease(); }
     }
 
-    private bool SpliceRead(ulong unique, int fd, long offset, int size)
+    private bool SpliceRead(in RequestContext ctx, ulong node, in ReadIn r, int fd)
     {
+        ulong unique = ctx.Unique;
+        long offset = (long)r.Offset;
+        int size = (int)r.Size;
         var header = new OutHeader { Len = (uint)(OutHeaderSize + size), Error = 0, Unique = unique };
         if (Sys.Write(_pipeWrite, (byte*)&header, OutHeaderSize) != OutHeaderSize) { DrainPipe(); return false; }
         int got = 0;
@@ -55,6 +58,8 @@ internal sealed unsafe partial class Worker
         {
             // The whole reply is in the pipe: the kernel takes it in one piece or not at all
             // (ENOENT: the request was interrupted and is gone).
+            try { _fs.ReadSourceDone(in ctx, node, in r, got); }
+            catch { DrainPipe(); throw; }
             nint sent;
             do sent = Sys.Splice(_pipeRead, null, _fd, null, (nuint)(OutHeaderSize + size), 0);
             while (sent < 0 && Sys.LastErrno == Errno.EINTR);
@@ -74,6 +79,7 @@ internal sealed unsafe partial class Worker
             if (n > 0) got += (int)n;
         }
         else if (failed != Errno.None && got == 0) { SendError(unique, failed); return true; }
+        _fs.ReadSourceDone(in ctx, node, in r, got);
         Send(unique, 0, got);
         CopiedReads++;
         return true;

@@ -37,6 +37,26 @@ public sealed class WatchMountTests
     }
 
     /// <summary>
+    /// A read-only open of a lower file is served by the daemon, its large READs spliced from the
+    /// branch file: they raise IN_ACCESS as copied reads do (once the splice has carried bytes).
+    /// </summary>
+    [MountFact]
+    public void Spliced_reads_of_a_lower_file_raise_access()
+    {
+        using var m = new LaminaMount(1, m => File.WriteAllBytes(Path.Combine(m.Lower(0), "big"), new byte[1 << 20])).Mount();
+        string f = Path.Combine(m.Merged, "big");
+        using var w = WatchProcess.Lamina("--json", f, m.Merged);
+        Sh($"cat {f} > /dev/null; sleep 0.5");
+        Sh($": > {m.Merged}/zz-marker");
+        var onFile = w.Until("zz-marker").Select(WatchProcess.Parse).Where(e => e.Name is null && e.Path == f).Select(e => e.Events).ToList();
+        // Consecutive ACCESS events are one if the watcher had not read the first yet, several otherwise.
+        var collapsed = onFile.Where((e, i) => i == 0 || e != onFile[i - 1]).ToList();
+        Assert.Equal(["OPEN", "ACCESS", "CLOSE_NOWRITE,CLOSE"], collapsed);
+        var served = System.Text.RegularExpressions.Regex.Match(Cli.Run("status", m.Merged).StdOut, @"reads served: (\d+) spliced");
+        Assert.True(served.Success && long.Parse(served.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) > 0, "no READ was spliced: " + served.Value);
+    }
+
+    /// <summary>
     /// The union root, given alone or last, and a directory whose name holds a space and a tab can be
     /// watched: `lamina watch` sends the daemon its paths percent-escaped, one field each.
     /// </summary>
