@@ -74,14 +74,25 @@ public sealed class LaminaMount : IDisposable
         return line is null ? null : int.Parse(line[5..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// Whether the process and every thread of it are gone (or only its unreaped zombie is left)
+    /// within <paramref name="timeout"/>. The main thread turns zombie first: until the other
+    /// threads have exited too, the descriptors (/dev/fuse among them) are still open, and a worker
+    /// being killed can still take a request, which the kernel then fails with EIO.
+    /// </summary>
     public static bool WaitForExit(int pid, TimeSpan timeout)
     {
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed < timeout)
         {
             if (!Directory.Exists($"/proc/{pid}")) return true;
-            var stat = File.Exists($"/proc/{pid}/stat") ? File.ReadAllText($"/proc/{pid}/stat") : "";
-            if (stat.Contains(") Z ", StringComparison.Ordinal)) return true;
+            try
+            {
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                if (stat.Contains(") Z ", StringComparison.Ordinal) && Directory.GetDirectories($"/proc/{pid}/task").Length <= 1) return true;
+            }
+            catch (IOException) { }              // reaped meanwhile: seen gone on the next turn
+            catch (UnauthorizedAccessException) { }
             Thread.Sleep(50);
         }
         return false;
