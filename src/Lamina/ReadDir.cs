@@ -6,37 +6,41 @@ namespace Lamina;
 public readonly record struct DirEntry(string Name, byte Type, ulong Ino);
 
 /// <summary>
-/// An open directory: a snapshot of the merged listing taken at opendir (and again on rewind to
-/// offset 0), so cookies (offset = index + 1) stay valid while the directory changes, and
-/// telldir/seekdir work.
+/// An open directory: a snapshot of the merged listing taken when it is first read (and again on
+/// rewind to offset 0), so cookies (offset = index + 1) stay valid while the directory changes,
+/// and telldir/seekdir work.
 /// </summary>
 public sealed class UnionDirHandle : IDisposable
 {
-    internal UnionDirHandle(UnionNode node, List<DirEntry> entries)
-    {
-        Node = node;
-        Entries = entries;
-    }
+    internal UnionDirHandle(UnionNode node) => Node = node;
 
     public UnionNode Node { get; }
 
-    /// <summary>The snapshot, "." and ".." first.</summary>
-    public IReadOnlyList<DirEntry> Entries { get; internal set; }
+    /// <summary>The snapshot, "." and ".." first; null until the directory is first read.</summary>
+    public IReadOnlyList<DirEntry>? Entries { get; internal set; }
 
     public void Dispose() { }
 }
 
 public sealed partial class UnionFileSystem
 {
-    /// <summary>Opens a directory, taking a snapshot of its merged listing.</summary>
+    /// <summary>
+    /// Opens a directory. Its merged listing is read when the directory is first read, not here:
+    /// the first read always starts at offset 0, which takes a fresh snapshot anyway.
+    /// </summary>
     public Errno OpenDir(UnionNode node, Caller caller, out UnionDirHandle? handle)
     {
         UnionDirHandle? h = null;
         var e = Guard(() =>
         {
-            var se = Snapshot(node, out var entries);
-            if (se != Errno.None) return se;
-            h = new UnionDirHandle(node, entries);
+            using (var scope = Read())
+            {
+                var re = ResolveNode(node, out var res);
+                if (re != Errno.None) return re;
+                using (res)
+                    if (!res.Top.IsDir) return Errno.ENOTDIR;
+            }
+            h = new UnionDirHandle(node);
             WatchOpened(node); // watch hook
             return Errno.None;
         });
@@ -68,11 +72,12 @@ public sealed partial class UnionFileSystem
 
     /// <summary>
     /// Emits entries from cookie <paramref name="offset"/> on. <paramref name="emit"/> gets each entry and the
-    /// cookie of the next one, and returns false to stop (reply buffer full). Offset 0 refreshes the snapshot.
+    /// cookie of the next one, and returns false to stop (reply buffer full). Offset 0 refreshes the snapshot,
+    /// and the first read takes one at any offset.
     /// </summary>
     public Errno ReadDir(UnionDirHandle handle, long offset, Func<DirEntry, long, bool> emit)
     {
-        if (offset == 0)
+        if (offset == 0 || handle.Entries is null)
         {
             var e = Guard(() =>
             {
@@ -81,9 +86,9 @@ public sealed partial class UnionFileSystem
                 return se;
             });
             if (e != Errno.None) return e;
-            WatchAccessed(handle.Node); // watch hook: getdents
+            if (offset == 0) WatchAccessed(handle.Node); // watch hook: getdents
         }
-        var entries = handle.Entries;
+        var entries = handle.Entries!;
         for (long i = Math.Max(0, offset); i < entries.Count; i++)
         {
             if (!emit(entries[(int)i], i + 1)) break;
