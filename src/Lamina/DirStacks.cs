@@ -182,9 +182,9 @@ internal sealed class DirStacks
     /// <summary>A layer's entries changed: the stack's index no longer tells the truth.</summary>
     private void DropIndex(DirStack stack)
     {
-        int names = Interlocked.Exchange(ref stack.IndexedNames, 0);
-        if (names == 0) return;
-        Interlocked.Add(ref _indexedNames, -names);
+        // Decided by the layers, not by the name count: an index of empty layers holds no names and
+        // still answers "nowhere" for every one.
+        Interlocked.Add(ref _indexedNames, -Interlocked.Exchange(ref stack.IndexedNames, 0));
         stack.Lookups = 0;
         for (int i = 0; i < stack.Layers.Length; i++)
         {

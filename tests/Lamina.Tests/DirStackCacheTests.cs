@@ -144,4 +144,21 @@ public class DirStackCacheTests
         Thread.Sleep(400);
         Assert.Equal("middle", fs.ReadText("/a/y"));
     }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void A_name_made_directly_in_an_indexed_empty_directory_is_found(int lowers)
+    {
+        // An index of read-only layers that hold no names at all is still an index: dropping it when a
+        // layer's entries change must not depend on how many names it held.
+        using var t = new TestLayers(lowers);
+        foreach (var l in t.Lowers) TestLayers.MakeDir(l, "e");
+        using var fs = t.Mount();
+        for (int i = 0; i < 12; i++) Assert.Equal(Errno.ENOENT, fs.Paths.Stat($"/e/missing{i}", out _));
+        TestLayers.WriteFile(t.Lowers[0], "e/x", "x");
+        Assert.Equal("x", fs.ReadText("/e/x"));
+        TestLayers.WriteFile(t.Lowers[^1], "e/y", "y");
+        Assert.Equal("y", fs.ReadText("/e/y"));
+    }
 }
