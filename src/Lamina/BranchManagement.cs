@@ -76,7 +76,7 @@ public sealed partial class UnionFileSystem
         _branches = _branches.Without(branch);
         ShapeChanged();
         branch.Dispose();
-        RaiseBranchChanged(new BranchChange(null, null, null, $"branch '{path}' removed"));
+        NotifyBranchChanged(new BranchChange(null, null, null, $"branch '{path}' removed"));
     }
 
     /// <summary>Puts the branches in the given order (all current branches, by path).</summary>
@@ -88,7 +88,7 @@ public sealed partial class UnionFileSystem
             throw new UnionConfigException("reorder must list every branch exactly once", string.Join(':', paths));
         _branches = _branches.Reordered(order);
         ShapeChanged();
-        RaiseBranchChanged(new BranchChange(null, null, null, "branches reordered"));
+        NotifyBranchChanged(new BranchChange(null, null, null, "branches reordered"));
     }
 
     /// <summary>Changes a branch's mode (RW/RO/NC).</summary>

@@ -51,7 +51,7 @@ public sealed partial class UnionFileSystem
                 if (Sys.LinkAt(work, tmp, b.IndexFd.Fd, IndexName(ino), 0) != 0 && Sys.LastErrno != Errno.EEXIST)
                     e = Sys.LastErrno;
             }
-            if (e == Errno.None) e = LocksBeforePublish(ino, work, tmp); // locks hook: mirrored locks onto the copy before it is visible
+            if (e == Errno.None) e = NotifyBeforePublish(ino, work, tmp); // observers: mirrored locks go onto the copy before it is visible
             if (e == Errno.None) e = BranchIo.Rename(work, tmp, dstDir.DirFd!.Fd, res.Name, Sys.RENAME_NOREPLACE);
             if (e != Errno.None)
             {
@@ -129,7 +129,7 @@ public sealed partial class UnionFileSystem
             node.BackingBranch = dstDir.Branch;
         }
         finally { _copyUpInProgress = false; }
-        RaiseBackingChanged(node);
+        NotifyAfterPublish(node); // observers
     }
 
     private void MarkImpure(int dirPathFd)

@@ -74,7 +74,7 @@ public sealed partial class UnionFileSystem
                 ulong ino = ComputeIno(res);
                 n = _nodes.GetOrAdd(parent, name, ino, res.Top.St.FileType, 1, out _);
                 n.BackingBranch = res.Top.Branch;
-                WatchCreated(parent, name, n); // watch hook
+                NotifyCreated(parent, name, n); // observers
                 if (openFd is not null)
                 {
                     if ((openFlags & Sys.O_APPEND) != 0) Sys.Fcntl(openFd.Fd, Sys.F_SETFL, Sys.O_APPEND);
@@ -281,8 +281,8 @@ public sealed partial class UnionFileSystem
             e = TryBranches(order, b => LinkIn(b, srcPath, parentPath, newName));
             if (e != Errno.None) return e;
             n = _nodes.GetOrAdd(newParent, newName, node.Ino, node.FileType, 1, out _);
-            WatchLinkCount(node); // watch hook
-            WatchCreated(newParent, newName, n); // watch hook
+            NotifyLinkCount(node); // observers
+            NotifyCreated(newParent, newName, n); // observers
             return Errno.None;
         });
         newNode = n;

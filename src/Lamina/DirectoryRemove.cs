@@ -50,7 +50,7 @@ public sealed partial class UnionFileSystem
             // Another name of the same file keeps the node alive; otherwise the object is gone.
             if (lastLink || !StillLinkedElsewhere(node, parent, name)) _nodes.Detach(node);
         }
-        WatchRemoved(parent, name, node, directory); // watch hook
+        NotifyRemoved(parent, name, node, directory); // observers
         return Errno.None;
     });
 

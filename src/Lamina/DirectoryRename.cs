@@ -91,7 +91,7 @@ public sealed partial class UnionFileSystem
             if (dstNode is not null && dstNode != srcNode) _nodes.Detach(dstNode);
             if (srcNode is not null) _nodes.Move(srcNode, newParent, newName);
         }
-        WatchRenamed(parent, name, newParent, newName, srcNode, dstNode, exchange); // watch hook
+        NotifyRenamed(parent, name, newParent, newName, srcNode, dstNode, exchange); // observers
         return Errno.None;
     });
 

@@ -68,7 +68,7 @@ public sealed partial class UnionFileSystem
     internal void ReleaseHandle(UnionHandle h)
     {
         _nodes.RemoveHandle(h.Node, h);
-        LocksHandleReleased(h); // locks hook: locks taken through this open file go with it
+        NotifyReleased(h); // observers: locks taken through this open file go with it
     }
 
     private static unsafe Errno SetAttrThroughHandle(UnionHandle handle, SetAttrRequest request, out Statx st)
@@ -155,7 +155,7 @@ public sealed partial class UnionFileSystem
                 if (top.IsDir) ShapeChanged(); // cached stacks carry the directory's mode and owner
                 if (BranchIo.Stat(top.ParentFd, top.Name, out result) != Errno.None) return Sys.LastErrno;
                 result.Ino = node.Ino;
-                WatchObject(node, SetAttrEvents(request)); // watch hook
+                NotifyObject(node, SetAttrEvents(request)); // observers
                 return Errno.None;
             }
         });

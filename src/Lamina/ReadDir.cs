@@ -41,7 +41,7 @@ public sealed partial class UnionFileSystem
                     if (!res.Top.IsDir) return Errno.ENOTDIR;
             }
             h = new UnionDirHandle(node);
-            WatchOpened(node); // watch hook
+            NotifyOpened(node); // observers
             return Errno.None;
         });
         handle = h;
@@ -86,7 +86,7 @@ public sealed partial class UnionFileSystem
                 return se;
             });
             if (e != Errno.None) return e;
-            if (offset == 0) WatchAccessed(handle.Node); // watch hook: getdents
+            if (offset == 0) NotifyAccessed(handle.Node); // observers: getdents
         }
         var entries = handle.Entries!;
         for (long i = Math.Max(0, offset); i < entries.Count; i++)
@@ -121,7 +121,7 @@ public sealed partial class UnionFileSystem
     public Errno ReleaseDir(UnionDirHandle handle)
     {
         handle.Dispose();
-        WatchClosed(handle.Node, 0); // watch hook
+        NotifyClosed(handle.Node, 0); // observers
         return Errno.None;
     }
 

@@ -3,19 +3,6 @@ using Lamina.Native;
 
 namespace Lamina;
 
-/// <summary>What changed underneath the union, for cache invalidation by a transport.</summary>
-/// <param name="Parent">The directory whose entry changed, when known.</param>
-/// <param name="Name">The entry name in <paramref name="Parent"/>, when known.</param>
-/// <param name="Node">The node whose object changed, when known.</param>
-/// <param name="Reason">A short human-readable reason.</param>
-public sealed record BranchChange(UnionNode? Parent, string? Name, UnionNode? Node, string Reason);
-
-/// <summary>Receives changes the engine did not make itself (another process wrote into a branch).</summary>
-public interface IBranchChangeListener
-{
-    void OnBranchChanged(BranchChange change);
-}
-
 /// <summary>
 /// The union engine. Node-based, thread-safe, errno-returning API for a transport (FUSE), plus a
 /// path-based facade (<see cref="Paths"/>) for in-process use. See docs/engine.md.
@@ -32,7 +19,6 @@ public sealed partial class UnionFileSystem : IDisposable
     private readonly ReaderWriterLockSlim _ns = new(LockRecursionPolicy.SupportsRecursion);
     private readonly NodeTable _nodes;
     private volatile BranchSet _branches;
-    private readonly List<IBranchChangeListener> _listeners = [];
     private readonly DirStacks _dirStacks;
 
     /// <summary>The engine changed the shape of the tree (a directory made, removed, moved or re-marked): cached directory stacks are stale.</summary>
@@ -78,25 +64,6 @@ public sealed partial class UnionFileSystem : IDisposable
 
     /// <summary>Live node count (for tests and diagnostics).</summary>
     public int NodeCount => _nodes.Count;
-
-    /// <summary>Raised after a node's backing moved (copy-up): kernel caches of it may be stale.</summary>
-    public event Action<UnionNode>? NodeBackingChanged;
-
-    /// <summary>Raised when revalidation finds a branch changed behind the engine's back.</summary>
-    public event Action<BranchChange>? BranchChanged;
-
-    public void AddListener(IBranchChangeListener listener) { lock (_listeners) _listeners.Add(listener); }
-    public void RemoveListener(IBranchChangeListener listener) { lock (_listeners) _listeners.Remove(listener); }
-
-    private void RaiseBranchChanged(BranchChange change)
-    {
-        BranchChanged?.Invoke(change);
-        IBranchChangeListener[] ls;
-        lock (_listeners) ls = [.. _listeners];
-        foreach (var l in ls) l.OnBranchChanged(change);
-    }
-
-    private void RaiseBackingChanged(UnionNode node) => NodeBackingChanged?.Invoke(node);
 
     private bool CanMakeDeviceWhiteouts()
     {
@@ -149,7 +116,7 @@ public sealed partial class UnionFileSystem : IDisposable
         if (node != _nodes.Root && ComputeIno(res) != node.Ino)
         {
             res.Dispose();
-            RaiseBranchChanged(new BranchChange(node.Parent, node.Name, node, "object replaced in a branch"));
+            NotifyBranchChanged(new BranchChange(node.Parent, node.Name, node, "object replaced in a branch"));
             return Errno.ESTALE;
         }
         NoteBacking(node, res);
@@ -162,7 +129,7 @@ public sealed partial class UnionFileSystem : IDisposable
         var old = node.BackingBranch;
         node.BackingBranch = b;
         if (old is not null && old != b && !_copyUpInProgress)
-            RaiseBranchChanged(new BranchChange(node.Parent, node.Name, node, "backing branch changed"));
+            NotifyBranchChanged(new BranchChange(node.Parent, node.Name, node, "backing branch changed"));
     }
 
     [ThreadStatic] private static bool _copyUpInProgress;
@@ -212,7 +179,7 @@ public sealed partial class UnionFileSystem : IDisposable
             var existing = _nodes.FindByIno(ino);
             node = _nodes.GetOrAdd(parent, name, ino, res.Top.St.FileType, lookups, out bool moved);
             if (moved && existing is not null && existing.IsDirectory)
-                RaiseBranchChanged(new BranchChange(parent, name, node, "directory moved in a branch"));
+                NotifyBranchChanged(new BranchChange(parent, name, node, "directory moved in a branch"));
             NoteBacking(node, res);
             st = res.Top.St;
             st.Ino = ino;
@@ -296,7 +263,7 @@ public sealed partial class UnionFileSystem : IDisposable
 
     public void Dispose()
     {
-        _watches?.Unmount(); // watch hook: IN_UNMOUNT
+        foreach (var o in Observers) o.Unmounting(); // observers: IN_UNMOUNT
         foreach (var b in _branches.Branches) b.Dispose();
         _ns.Dispose();
     }

@@ -25,7 +25,7 @@ public sealed class UnionHandle : IDisposable
         Flags = flags;
         _branch = branch;
         branch.AddOpenFile();
-        fs.WatchOpened(node); // watch hook
+        fs.NotifyOpened(node); // observers
     }
 
     public UnionNode Node { get; }
@@ -90,7 +90,7 @@ public sealed class UnionHandle : IDisposable
             count = (int)r;
         }
         finally { fd.DangerousRelease(); }
-        if (count > 0) _fs.WatchAccessed(Node); // watch hook
+        if (count > 0) _fs.NotifyAccessed(Node); // observers
         return Errno.None;
     }
 
@@ -104,7 +104,7 @@ public sealed class UnionHandle : IDisposable
     /// <summary>A read from <see cref="ReadSource"/>'s descriptor returned <paramref name="count"/> bytes: reported as <see cref="Read"/> reports its own.</summary>
     public void Spliced(int count)
     {
-        if (count > 0) _fs.WatchAccessed(Node); // watch hook
+        if (count > 0) _fs.NotifyAccessed(Node); // observers
     }
 
     /// <summary>fgetxattr on the backing file: an empty <paramref name="value"/> asks for the size. EBADF once released.</summary>
@@ -134,7 +134,7 @@ public sealed class UnionHandle : IDisposable
             count = (int)r;
         }
         finally { fd.DangerousRelease(); }
-        if (count > 0) _fs.WatchModified(Node); // watch hook
+        if (count > 0) _fs.NotifyModified(Node); // observers
         return Errno.None;
     }
 
@@ -187,11 +187,11 @@ public sealed class UnionHandle : IDisposable
     public Errno Release()
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return Errno.None;
-        _fs.WatchClosing(Node, Flags); // watch hook, before the handle stops counting as a writer
+        _fs.NotifyClosing(Node, Flags); // observers, before the handle stops counting as a writer
         _fs.ReleaseHandle(this);
         Volatile.Read(ref _branch).RemoveOpenFile();
         Volatile.Read(ref _fd).Dispose();
-        _fs.WatchClosed(Node, Flags); // watch hook
+        _fs.NotifyClosed(Node, Flags); // observers
         return Errno.None;
     }
 

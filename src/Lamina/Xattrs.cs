@@ -118,7 +118,7 @@ public sealed partial class UnionFileSystem
             e = OpenTopPath(res, out var pfd);
             if (e != Errno.None) return e;
             using (pfd) e = change(pfd.Fd);
-            if (e == Errno.None) WatchAttrib(node); // watch hook
+            if (e == Errno.None) NotifyAttrib(node); // observers
             return e;
         }
     });

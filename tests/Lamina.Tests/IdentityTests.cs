@@ -39,7 +39,7 @@ public class IdentityTests
         using var fs = t.Mount();
         fs.Lookup(fs.Root, "f", out var node).Ok();
         var changed = new List<UnionNode>();
-        fs.NodeBackingChanged += changed.Add;
+        using var recording = fs.Observe(new Recorder(afterPublish: changed.Add));
         fs.Open(node!, Sys.O_WRONLY, default, out var h).Ok();
         h!.Release();
         Assert.Equal([node!], changed);

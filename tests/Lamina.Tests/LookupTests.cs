@@ -206,7 +206,7 @@ public class LookupTests
         TestLayers.WriteFile(t.Lowers[0], "d/a", "1");
         using var fs = t.Mount();
         var changes = new List<BranchChange>();
-        fs.BranchChanged += changes.Add;
+        using var recording = fs.Observe(new Recorder(branchChanged: changes.Add));
         Assert.Equal(["a"], fs.List("/d"));
         TestLayers.WriteFile(t.Lowers[0], "d/b", "2");
         Assert.Equal(["a", "b"], fs.List("/d"));

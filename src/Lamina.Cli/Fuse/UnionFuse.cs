@@ -49,9 +49,14 @@ public sealed partial class UnionFuse : IFuseFileSystem
     public UnionFuse(UnionFileSystem union, TimeSpan entryTimeout, TimeSpan attrTimeout)
     {
         _union = union;
-        _union.NodeBackingChanged += _ => Interlocked.Increment(ref _copyUps);
+        _union.Observe(new CopyUpCounter(this));
         _entryTimeout = entryTimeout;
         _attrTimeout = attrTimeout;
+    }
+
+    private sealed class CopyUpCounter(UnionFuse fuse) : IUnionObserver
+    {
+        public void AfterPublish(UnionNode node) => Interlocked.Increment(ref fuse._copyUps);
     }
 
     public FuseSession? Session { get; set; }

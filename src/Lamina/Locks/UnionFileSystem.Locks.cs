@@ -3,7 +3,7 @@ using Lamina.Native;
 
 namespace Lamina;
 
-/// <summary>The engine's side of the lock table: where copy-up and handle release reach it.</summary>
+/// <summary>The engine's side of the lock table, which hears of copy-up and handle release as an observer.</summary>
 public sealed partial class UnionFileSystem
 {
     private UnionLocks? _locks;
@@ -17,24 +17,12 @@ public sealed partial class UnionFileSystem
             var fresh = new UnionLocks(this);
             if (Interlocked.CompareExchange(ref _locks, fresh, null) is null)
             {
-                // Raised after the handles moved onto the published copy.
-                NodeBackingChanged += fresh.AfterPublish;
+                Observe(fresh);
                 return fresh;
             }
             return _locks!;
         }
     }
-
-    /// <summary>Hook (CopyUp.cs): the copy is complete under its temporary name and about to be renamed into place.</summary>
-    private Errno LocksBeforePublish(ulong ino, int workFd, string tmp)
-    {
-        if (Volatile.Read(ref _locks) is not { } locks) return Errno.None;
-        var node = _nodes.FindByIno(ino);
-        return node is null ? Errno.None : locks.BeforePublish(node, workFd, tmp);
-    }
-
-    /// <summary>Hook (FileOps.cs): an open file was released.</summary>
-    private void LocksHandleReleased(UnionHandle handle) => Volatile.Read(ref _locks)?.ReleaseHandle(handle);
 
     internal UnionHandle[] HandlesOfNode(UnionNode node) => _nodes.HandlesOf(node);
 

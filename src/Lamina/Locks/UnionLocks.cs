@@ -17,7 +17,7 @@ namespace Lamina.Locks;
 /// takes the engine's namespace lock, while copy-up calls into the table under it, so the order is
 /// always namespace lock, then table.
 /// </remarks>
-public sealed class UnionLocks
+public sealed class UnionLocks : IUnionObserver
 {
     private const int MaxDeadlockIterations = 10; // as the kernel's MAX_DEADLK_ITERATIONS
     private const int MaxRetryDelayMs = 100;
@@ -262,6 +262,12 @@ public sealed class UnionLocks
     }
 
     // ---- copy-up ----------------------------------------------------------------------------
+
+    // ---- the engine's observer: copy-up and release reach the table here -----------------------
+
+    Errno IUnionObserver.BeforePublish(UnionNode node, int workFd, string tempName) => BeforePublish(node, workFd, tempName);
+    void IUnionObserver.AfterPublish(UnionNode node) => AfterPublish(node);
+    void IUnionObserver.HandleReleased(UnionHandle handle) => ReleaseHandle(handle);
 
     /// <summary>
     /// Copy-up built the node's new file as <paramref name="tmp"/> in <paramref name="workFd"/> and is

@@ -38,7 +38,7 @@ public interface IKernelCacheInvalidator
 /// watch every directory of the subtree is followed, including ones that appear later. The snapshot
 /// can be saved and compared again after a restart (<see cref="SaveSnapshot"/>, <see cref="CompareWithSaved"/>).
 /// </remarks>
-public sealed class BranchWatcher : IDisposable
+public sealed class BranchWatcher : IUnionObserver, IDisposable
 {
     private readonly UnionFileSystem _fs;
     private readonly UnionWatches _hub;
@@ -55,6 +55,7 @@ public sealed class BranchWatcher : IDisposable
     private readonly ConcurrentQueue<Action> _work = new();
     private readonly int _wakeRead, _wakeWrite;
     private Thread? _thread;
+    private IDisposable? _engine;
     private volatile bool _stopping;
     private long _generation;
     // Every engine change gets the next number; once the raw queue was found empty after number N was
@@ -176,10 +177,8 @@ public sealed class BranchWatcher : IDisposable
     {
         _hub.DirectoryWatched += OnDirectoryWatched;
         _hub.RecursiveWatched += OnRecursiveWatched;
-        _fs.EngineMadeDirectory += OnEngineMadeDirectory;
-        _fs.EngineChangedEntry += OnEngineChanged;
-        _fs.NodeBackingChanged += OnBackingChanged;
-        _fs.EngineClosingForWrite += OnClosingForWrite;
+        // First: the engine's change is recorded as its own before any union event about it goes out.
+        _engine = _fs.Observe(this, first: true);
         foreach (var node in _hub.WatchedDirectories()) OnDirectoryWatched(node, true);
         foreach (var root in _hub.RecursiveRoots()) OnRecursiveWatched(root, true);
         _thread = new Thread(Run) { IsBackground = true, Name = "lamina-branch-watch" };
@@ -519,10 +518,36 @@ public sealed class BranchWatcher : IDisposable
             _hub.Object(node, InotifyMask.Modify);
     }
 
+    // ---- the engine's own changes, heard as its observer ---------------------------------------
+
+    void IUnionObserver.EntryCreated(UnionNode parent, string name, UnionNode? node)
+    {
+        if (node is { IsDirectory: true }) OnEngineMadeDirectory(parent, node);
+        OnEngineChanged(parent, name);
+    }
+
+    void IUnionObserver.EntryRemoved(UnionNode parent, string name, UnionNode? node, bool isDirectory) => OnEngineChanged(parent, name);
+
+    void IUnionObserver.EntryRenamed(UnionNode parent, string name, UnionNode newParent, string newName, UnionNode? moved, UnionNode? replaced, bool exchange)
+    {
+        OnEngineChanged(parent, name);
+        OnEngineChanged(newParent, newName);
+    }
+
+    void IUnionObserver.ObjectChanged(UnionNode node, uint events)
+    {
+        if ((events & (InotifyMask.Modify | InotifyMask.Attrib)) != 0 && node.Parent is { } p) OnEngineChanged(p, node.Name);
+    }
+
     /// <summary>A copy-up: the engine's own doing, nothing to report.</summary>
-    private void OnBackingChanged(UnionNode node)
+    void IUnionObserver.AfterPublish(UnionNode node)
     {
         if (node.Parent is { } p) OnEngineChanged(p, node.Name);
+    }
+
+    void IUnionObserver.HandleClosing(UnionNode node, int openFlags)
+    {
+        if (UnionFileSystem.OpenForWriting(openFlags)) OnClosingForWrite(node);
     }
 
     private unsafe void Run()
@@ -940,10 +965,7 @@ public sealed class BranchWatcher : IDisposable
         _stopping = true;
         _hub.DirectoryWatched -= OnDirectoryWatched;
         _hub.RecursiveWatched -= OnRecursiveWatched;
-        _fs.EngineMadeDirectory -= OnEngineMadeDirectory;
-        _fs.EngineChangedEntry -= OnEngineChanged;
-        _fs.NodeBackingChanged -= OnBackingChanged;
-        _fs.EngineClosingForWrite -= OnClosingForWrite;
+        _engine?.Dispose();
         Post(() => { });
         _thread?.Join();
     }
