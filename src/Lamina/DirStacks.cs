@@ -120,6 +120,17 @@ internal sealed class DirStacks
     public int IndexAfterLookups { get; set; } = 8;
     public int Count { get { lock (_gate) return _byPath.Count; } }
 
+    /// <summary>
+    /// Takes the stack of <paramref name="path"/> out of the cache: it is built again on its next use, and
+    /// so is every stack below it (their parent is no longer valid).
+    /// </summary>
+    public void Drop(string path)
+    {
+        DirStack? stack;
+        lock (_gate) if (!_byPath.TryGetValue(path, out stack)) return;
+        Remove(stack);
+    }
+
     /// <summary>The engine changed the tree's shape: every stack is rebuilt on its next use.</summary>
     public void Invalidate() => Interlocked.Increment(ref _generation);
 

@@ -73,6 +73,17 @@ public interface IUnionObserver
     /// <summary>A file or directory handle closed (IN_CLOSE_WRITE or IN_CLOSE_NOWRITE by <paramref name="openFlags"/>).</summary>
     void HandleClosed(UnionNode node, int openFlags) { }
 
+    // ---- node identity ---------------------------------------------------------------------------
+
+    /// <summary>
+    /// A node entered the engine's table (looked up, made, listed with its attributes), or left it
+    /// (forgotten by every holder). Called under the table's lock: an observer may only note it.
+    /// </summary>
+    void NodeAdded(UnionNode node) { }
+
+    /// <inheritdoc cref="NodeAdded"/>
+    void NodeDropped(UnionNode node) { }
+
     // ---- the branches --------------------------------------------------------------------------
 
     /// <summary>Resolution found a branch changed behind the engine's back (an object replaced, a branch removed).</summary>

@@ -14,6 +14,8 @@ internal sealed class NodeTable
     private readonly object _gate = new();
     private readonly Dictionary<ulong, UnionNode> _byId = [];
     private readonly Dictionary<ulong, UnionNode> _byIno = [];
+    // Where each node was last found: what a name named, once the branches no longer tell (a removal made outside the union).
+    private readonly Dictionary<(ulong Parent, string Name), UnionNode> _byName = [];
     private ulong _nextId = RootId + 1;
 
     public NodeTable(ulong rootIno)
@@ -26,9 +28,21 @@ internal sealed class NodeTable
 
     public UnionNode Root { get; }
 
+    /// <summary>Called (under the table's lock) when a node enters the table and when it leaves it.</summary>
+    public Action<UnionNode>? Added, Dropped;
+
     public int Count { get { lock (_gate) return _byId.Count; } }
 
     public UnionNode? Find(ulong nodeId) { lock (_gate) return _byId.GetValueOrDefault(nodeId); }
+
+    /// <summary>The node last found as <paramref name="name"/> in <paramref name="parent"/>, if it is still in the table.</summary>
+    public UnionNode? FindChild(UnionNode parent, string name)
+    {
+        lock (_gate) return _byName.GetValueOrDefault((parent.NodeId, name));
+    }
+
+    /// <summary>Every node in the table now.</summary>
+    public List<UnionNode> All() { lock (_gate) return [.. _byId.Values]; }
 
     public UnionNode? FindByIno(ulong ino) { lock (_gate) return _byIno.GetValueOrDefault(ino); }
 
@@ -67,6 +81,8 @@ internal sealed class NodeTable
             parent.ChildRefs++;
             _byId[node.NodeId] = node;
             _byIno[ino] = node;
+            _byName[(parent.NodeId, name)] = node;
+            Added?.Invoke(node);
             return node;
         }
     }
@@ -83,8 +99,10 @@ internal sealed class NodeTable
         lock (_gate) MoveUnlocked(node, newParent, newName);
     }
 
-    private static void MoveUnlocked(UnionNode node, UnionNode newParent, string newName)
+    private void MoveUnlocked(UnionNode node, UnionNode newParent, string newName)
     {
+        Unname(node);
+        _byName[(newParent.NodeId, newName)] = node;
         if (node.Parent != newParent)
         {
             newParent.ChildRefs++;
@@ -143,12 +161,19 @@ internal sealed class NodeTable
 
     public UnionHandle[] HandlesOf(UnionNode node) { lock (_gate) return [.. node.Handles]; }
 
+    private void Unname(UnionNode node)
+    {
+        if (node.Parent is { } p && _byName.TryGetValue((p.NodeId, node.Name), out var n) && n == node) _byName.Remove((p.NodeId, node.Name));
+    }
+
     private void ReleaseIfUnused(UnionNode node)
     {
         while (node != Root && node.InTable && node.LookupCount == 0 && node.Handles.Count == 0 && node.ChildRefs == 0)
         {
             node.InTable = false;
             _byId.Remove(node.NodeId);
+            Unname(node);
+            Dropped?.Invoke(node);
             if (_byIno.TryGetValue(node.Ino, out var n) && n == node) _byIno.Remove(node.Ino);
             var parent = node.Parent;
             if (parent is null) return;

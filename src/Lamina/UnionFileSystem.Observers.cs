@@ -47,6 +47,16 @@ public sealed partial class UnionFileSystem
 
     private IUnionObserver[] Observers => Volatile.Read(ref _observers);
 
+    private void NotifyNodeAdded(UnionNode node)
+    {
+        foreach (var o in Observers) o.NodeAdded(node);
+    }
+
+    private void NotifyNodeDropped(UnionNode node)
+    {
+        foreach (var o in Observers) o.NodeDropped(node);
+    }
+
     internal void NotifyCreated(UnionNode parent, string name, UnionNode? node)
     {
         foreach (var o in Observers) o.EntryCreated(parent, name, node);
@@ -130,5 +140,5 @@ public sealed partial class UnionFileSystem
     }
 
     /// <summary>Whether a handle opened with <paramref name="openFlags"/> may write.</summary>
-    internal static bool OpenForWriting(int openFlags) => (openFlags & Sys.O_ACCMODE) != Sys.O_RDONLY;
+    public static bool OpenForWriting(int openFlags) => (openFlags & Sys.O_ACCMODE) != Sys.O_RDONLY;
 }

@@ -42,6 +42,8 @@ public sealed partial class UnionFileSystem : IDisposable
         {
             _nodes = new NodeTable(root is { Exists: true } ? ComputeIno(root) : 1);
         }
+        _nodes.Added = NotifyNodeAdded;
+        _nodes.Dropped = NotifyNodeDropped;
         Paths = new UnionPaths(this);
     }
 

@@ -41,6 +41,14 @@ public sealed class UnionNode
 
     public bool IsDirectory => FileType == Native.ModeBits.S_IFDIR;
 
+    /// <summary>
+    /// A directory whose every contributing branch directory is watched for changes made outside the
+    /// union (see <see cref="Tracking.BranchTracker"/>): what the kernel caches of its entries may be
+    /// kept for long, since any change to them is told to the kernel at once.
+    /// </summary>
+    public bool IsTracked { get => Volatile.Read(ref _tracked); internal set => Volatile.Write(ref _tracked, value); }
+    private bool _tracked;
+
     internal long LookupCount;
     internal int ChildRefs;
     internal readonly List<UnionHandle> Handles = [];

@@ -164,9 +164,10 @@ public static class WireLayout
             string c = n switch
             {
                 NotifyCode.InvalInode => "FUSE_NOTIFY_INVAL_INODE", NotifyCode.InvalEntry => "FUSE_NOTIFY_INVAL_ENTRY",
+                NotifyCode.IncEpoch => "FUSE_NOTIFY_INC_EPOCH",
                 _ => "FUSE_NOTIFY_" + n.ToString().ToUpperInvariant(),
             };
-            yield return new($"NotifyCode.{n}", c, (ulong)n, n == NotifyCode.Resend ? 40 : 0);
+            yield return new($"NotifyCode.{n}", c, (ulong)n, n switch { NotifyCode.Resend => 40, NotifyCode.IncEpoch => 44, _ => 0 });
         }
         yield return new("FuseConstants.RootId", "FUSE_ROOT_ID", FuseConstants.RootId);
         yield return new("FuseConstants.KernelVersion", "FUSE_KERNEL_VERSION", FuseConstants.KernelVersion);

@@ -35,3 +35,12 @@ public sealed class MountFactAttribute : FactAttribute
         return null;
     }
 }
+
+/// <summary>A theory that mounts: skipped, with the reason, where it cannot run (as <see cref="MountFactAttribute"/>).</summary>
+public sealed class MountTheoryAttribute : TheoryAttribute
+{
+    public MountTheoryAttribute()
+    {
+        if (MountFactAttribute.Why() is { } reason) Skip = reason;
+    }
+}

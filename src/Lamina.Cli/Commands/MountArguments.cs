@@ -25,8 +25,18 @@ public sealed class MountArguments
     public bool NoExec { get; private set; }
     public bool NoAtime { get; private set; }
     public Fuse.PassthroughMode Passthrough { get; private set; } = Fuse.PassthroughMode.Auto;
+    /// <summary>Timeouts for what the branch tracker cannot follow (and, when given, for everything).</summary>
     public TimeSpan EntryTimeout { get; private set; } = TimeSpan.FromSeconds(1);
     public TimeSpan AttrTimeout { get; private set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Timeouts under directories the branch tracker follows: a day unless timeout options say otherwise.</summary>
+    public TimeSpan TrackedEntryTimeout => _entryGiven ? EntryTimeout : TrackedTimeout;
+    public TimeSpan TrackedAttrTimeout => _attrGiven ? AttrTimeout : TrackedTimeout;
+    public static readonly TimeSpan TrackedTimeout = TimeSpan.FromHours(24);
+    private bool _entryGiven, _attrGiven;
+
+    /// <summary>Follow the branches for changes made outside the mount (tracking=off: short timeouts everywhere, as with no tracker).</summary>
+    public bool Tracking { get; private set; } = true;
     /// <summary>How long directory stacks are trusted before branch directories are checked again (default: the entry timeout).</summary>
     public TimeSpan? Revalidate { get; private set; }
     public int? Workers { get; private set; }
@@ -111,14 +121,23 @@ public sealed class MountArguments
                     {
                         null or "on" or "1" or "true" => Fuse.PassthroughMode.On,
                         "auto" => Fuse.PassthroughMode.Auto,
+                        "upper" => Fuse.PassthroughMode.Upper,
                         "off" or "0" or "false" => Fuse.PassthroughMode.Off,
-                        _ => throw new CommandLineException($"option passthrough= takes on, auto or off, not '{value}'"),
+                        _ => throw new CommandLineException($"option passthrough= takes auto, upper, on or off, not '{value}'"),
                     };
                     break;
                 case "nopassthrough": Passthrough = Fuse.PassthroughMode.Off; break;
-                case "entry_timeout": EntryTimeout = Seconds(key, value); break;
-                case "attr_timeout": AttrTimeout = Seconds(key, value); break;
-                case "timeout": EntryTimeout = AttrTimeout = Seconds(key, value); break;
+                case "entry_timeout": EntryTimeout = Seconds(key, value); _entryGiven = true; break;
+                case "attr_timeout": AttrTimeout = Seconds(key, value); _attrGiven = true; break;
+                case "timeout": EntryTimeout = AttrTimeout = Seconds(key, value); _entryGiven = _attrGiven = true; break;
+                case "tracking":
+                    Tracking = value switch
+                    {
+                        null or "on" => true,
+                        "off" => false,
+                        _ => throw new CommandLineException($"option tracking= takes on or off, not '{value}'"),
+                    };
+                    break;
                 case "revalidate": Revalidate = Seconds(key, value); break;
                 case "workers" or "threads": Workers = Int(key, value); break;
                 case "log": LogFile = value; break;

@@ -34,7 +34,13 @@ public static class MountDaemon
         union.Locks.MaxWaiters = a.LockWaiters;
         // locks=mandatory: every write must reach the daemon to be checked, so no kernel passthrough.
         var passthrough = union.Locks.Mandatory ? PassthroughMode.Off : a.Passthrough;
-        var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout) { Passthrough = passthrough, Owners = a.Owners() };
+        var adapter = new UnionFuse(union, a.EntryTimeout, a.AttrTimeout)
+        {
+            Passthrough = passthrough,
+            Owners = a.Owners(),
+            TrackedEntryTimeout = a.TrackedEntryTimeout,
+            TrackedAttrTimeout = a.TrackedAttrTimeout,
+        };
         FuseMount mount;
         try
         {
@@ -72,6 +78,12 @@ public static class MountDaemon
             return Program.Fail(ex.Message, 1);
         }
 
+        // Changes made outside the mount are told to the kernel, so it may cache for long (see BranchTracker).
+        var tracker = a.Tracking ? new Tracking.BranchTracker(union, adapter.CacheInvalidator) : null;
+        if (tracker?.Unavailable is { } why) log?.Invoke($"branch tracking unavailable ({why}): short timeouts everywhere");
+        tracker?.Start();
+        adapter.Tracker = tracker;
+
         using var control = ControlServer.Start(mountPoint, a, union, adapter, session, log);
         // A signal stops the daemon (for a restart, say) and keeps the watches for the next one; an
         // unmount from outside ends the session without it, and ends the watches too.
@@ -98,6 +110,7 @@ public static class MountDaemon
         // told to reconnect (W2b). Unmounted, they end as at any unmount.
         if (restart) control?.SuspendWatches();
         else control?.EndWatches();
+        tracker?.Dispose();
         union.Dispose();
         if (!restart) control?.AwaitWatchStreams(TimeSpan.FromSeconds(2));
         session.Dispose();

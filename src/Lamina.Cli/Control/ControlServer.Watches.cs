@@ -224,7 +224,8 @@ public sealed partial class ControlServer
     private void EnsureBranchWatcher()
     {
         if (_branchWatcher is not null) return;
-        var bw = new BranchWatcher(_union, _adapter.CacheInvalidator);
+        // The branch tracker tells the kernel of direct changes; where it cannot run, the watcher does for what it follows.
+        var bw = new BranchWatcher(_union, _adapter.Tracker is { Unavailable: null } ? null : _adapter.CacheInvalidator);
         if (Interlocked.CompareExchange(ref _branchWatcher, bw, null) is null) bw.Start();
         else bw.Dispose();
     }

@@ -124,6 +124,18 @@ public sealed partial class ControlServer : IDisposable
         var (spliced, copied) = _session.ReadReplies;
         sb.Append(CultureInfo.InvariantCulture, $"reads served: {spliced} spliced, {copied} copied\n");
         sb.Append("nodes: ").Append(_union.NodeCount).Append('\n');
+        // What reached the daemon though the kernel could have cached it: with tracking, repeats stay in the kernel.
+        sb.Append(CultureInfo.InvariantCulture, $"lookups served: {_adapter.Lookups}, getattrs served: {_adapter.GetAttrs}\n");
+        if (_adapter.Tracker is not { } tracker) sb.Append("tracking: off (short timeouts everywhere)\n");
+        else if (tracker.Unavailable is { } why) sb.Append(CultureInfo.InvariantCulture, $"tracking: unavailable ({why}): short timeouts everywhere\n");
+        else
+        {
+            tracker.Drain(TimeSpan.FromSeconds(2));
+            var r = tracker.Report();
+            sb.Append(CultureInfo.InvariantCulture, $"tracking: {r.Tracked} directories tracked, {r.Marks} branch directories marked; {r.Events} branch events ({r.Echoes} the daemon's own), {r.Overflows} overflows\n");
+            foreach (var (reason, count) in r.Untracked.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                sb.Append(CultureInfo.InvariantCulture, $"  untracked: {count} directories ({reason}): short timeouts there\n");
+        }
         // Where the daemon's memory is: the managed heap (live objects after the last collection) against the whole process.
         var gc = GC.GetGCMemoryInfo();
         sb.Append(CultureInfo.InvariantCulture, $"memory: {Environment.WorkingSet >> 20} MiB resident, managed heap {gc.HeapSizeBytes >> 20} MiB ({GC.GetTotalMemory(false) >> 20} MiB in use)\n");

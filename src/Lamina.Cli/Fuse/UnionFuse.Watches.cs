@@ -1,18 +1,19 @@
 using System.Text;
+using Lamina.Fuse.Wire;
 using Lamina.Native;
-using Lamina.Watches;
+using Lamina.Tracking;
 
 namespace Lamina.Cli.Fuse;
 
 /// <summary>
-/// Kernel coherence for changes made directly in branches (issue 7): the branch watcher's thread
-/// tells the kernel to drop what it cached, so `cat` and `ls` through the mount see the new state at
-/// once. Never called from inside a request handler (the kernel would wait on the directory lock the
+/// Kernel coherence for changes made directly in branches: the branch tracker's thread tells the
+/// kernel to drop what it cached, so `cat` and `ls` through the mount see the new state at once.
+/// Never called from inside a request handler (the kernel would wait on the directory lock the
 /// request holds).
 /// </summary>
 public sealed partial class UnionFuse
 {
-    /// <summary>FUSE notifications for the branch watcher.</summary>
+    /// <summary>FUSE notifications for the branch tracker.</summary>
     public IKernelCacheInvalidator CacheInvalidator => new KernelInvalidator(this);
 
     private sealed class KernelInvalidator(UnionFuse fuse) : IKernelCacheInvalidator
@@ -37,7 +38,21 @@ public sealed partial class UnionFuse
         public void ObjectChanged(UnionNode node)
         {
             if (fuse.Session?.Notifier is not { } n) return;
-            n.InvalidateInode(fuse.FuseId(node), 0, 0); // attributes and cached pages
+            foreach (var id in fuse.FuseIds(node)) n.InvalidateInode(id, 0, 0); // attributes and cached pages
+        }
+
+        public void AttributesChanged(UnionNode node)
+        {
+            if (fuse.Session?.Notifier is not { } n) return;
+            foreach (var id in fuse.FuseIds(node)) n.InvalidateInode(id, -1, 0);
+        }
+
+        public void NamesLost()
+        {
+            if (fuse.Session?.Notifier is not { } n) return;
+            // Without the epoch (before protocol 7.44) the names below the root stay until they expire:
+            // the root's listing and attributes at least go.
+            if (n.IncrementEpoch() != Errno.None) n.InvalidateInode(FuseConstants.RootId, 0, 0);
         }
     }
 }

@@ -11,16 +11,33 @@ namespace Lamina.Cli.Fuse;
 /// (the root is always 1 to the kernel), file handles index open <see cref="UnionHandle"/>s, and
 /// every request runs as the caller the kernel names.
 ///
+/// Kernel caching: names and attributes under a directory the branch tracker follows
+/// (<see cref="UnionNode.IsTracked"/>) are given the long tracked timeouts, including negative
+/// entries, and such a directory's listing is kept by the kernel (FOPEN_CACHE_DIR + KEEP_CACHE)
+/// unless a union watch asks for IN_ACCESS on it; the tracker tells the kernel of every change
+/// made outside the union. Elsewhere the short timeouts apply and nothing missing is cached.
+///
 /// Passthrough and copy-up: the kernel gives a passthrough inode one backing file while any
-/// passthrough open lasts, and reads through it never come back to the daemon, so a descriptor
-/// opened on a lower file with passthrough keeps reading the lower file after a copy-up. The
-/// default mode (<see cref="PassthroughMode.Auto"/>) therefore uses passthrough only for files
-/// already in a writable branch, and serves read-only opens of lower files through the page cache,
-/// where writes after a copy-up land too. <see cref="PassthroughMode.On"/> uses it for every file;
-/// an open for writing that copies up a file whose lower copy is still open with passthrough is
-/// then refused with ETXTBSY, since the kernel would send its writes to the lower file.
+/// passthrough open lasts, and reads through it never come back to the daemon. In the default mode
+/// (<see cref="PassthroughMode.Auto"/>) every open passes through, lower files read-only included,
+/// so a descriptor opened read-only on a lower file keeps reading the lower file after a copy-up
+/// (as kernel overlayfs did before 4.19). An open made while the node's lower file is still open
+/// with passthrough, such as the open for writing that copied it up, is served through the daemon
+/// with FOPEN_DIRECT_IO onto the upper copy instead; once the last passthrough open of the lower
+/// file closes, new opens pass through to the upper copy. <see cref="PassthroughMode.Upper"/> keeps
+/// read-only opens of lower files in the page cache instead, where writes after a copy-up land too.
 /// </summary>
-public enum PassthroughMode { Off, Auto, On }
+public enum PassthroughMode
+{
+    /// <summary>No passthrough: all I/O through the daemon and the page cache.</summary>
+    Off,
+    /// <summary>Only files already in a writable branch pass through; read-only descriptors follow copy-up.</summary>
+    Upper,
+    /// <summary>Every open passes through where the kernel allows it (the default).</summary>
+    Auto,
+    /// <summary>The same as <see cref="Auto"/> (kept for the option's older meaning: every file).</summary>
+    On,
+}
 
 public sealed partial class UnionFuse : IFuseFileSystem
 {
@@ -32,15 +49,18 @@ public sealed partial class UnionFuse : IFuseFileSystem
     private long _copyUps;
     private readonly TimeSpan _entryTimeout, _attrTimeout;
 
-    private enum IoKind { Cached, Passthrough, Refused }
+    /// <summary>How a handle's I/O is done: page cache or kernel passthrough; or not at all (the open is retried on a new inode).</summary>
+    private enum IoKind { Cached, Passthrough, Retry }
 
-    private sealed record OpenFile(UnionHandle Handle, IoKind Kind);
+    /// <summary>An open file: its handle, how its I/O is done, and the kernel inode (id) it was opened on.</summary>
+    private sealed record OpenFile(UnionHandle Handle, IoKind Kind, ulong KernelId);
 
-    /// <summary>How the kernel currently does I/O on one node: the rules of fs/fuse/iomode.c.</summary>
+    /// <summary>How the kernel currently does I/O on one kernel inode: the rules of fs/fuse/iomode.c.</summary>
     private sealed class NodeIo
     {
         public int BackingId = -1;
         public (ulong Dev, ulong Ino) File;
+        public bool LowerBacking; // the backing file is in a read-only branch: a copy-up leaves it behind
         public int PassthroughOpens;
         public int CachedOpens;
         public (long Sec, uint Nsec, ulong Size) LastSeen;
@@ -49,18 +69,44 @@ public sealed partial class UnionFuse : IFuseFileSystem
     public UnionFuse(UnionFileSystem union, TimeSpan entryTimeout, TimeSpan attrTimeout)
     {
         _union = union;
-        _union.Observe(new CopyUpCounter(this));
+        _union.Observe(new EngineEvents(this));
         _entryTimeout = entryTimeout;
         _attrTimeout = attrTimeout;
     }
 
-    private sealed class CopyUpCounter(UnionFuse fuse) : IUnionObserver
+    private sealed class EngineEvents(UnionFuse fuse) : IUnionObserver
     {
         public void AfterPublish(UnionNode node) => Interlocked.Increment(ref fuse._copyUps);
+        public void NodeDropped(UnionNode node) => fuse.DropAliases(node);
     }
 
     public FuseSession? Session { get; set; }
     public PassthroughMode Passthrough { get; set; } = PassthroughMode.Auto;
+
+    /// <summary>The branch tracker serving this mount, if any (for status).</summary>
+    public Tracking.BranchTracker? Tracker { get; set; }
+
+    /// <summary>Entry timeout for names in a tracked directory (default: the untracked one).</summary>
+    public TimeSpan TrackedEntryTimeout { get => _trackedEntry ?? _entryTimeout; init => _trackedEntry = value; }
+    private readonly TimeSpan? _trackedEntry;
+
+    /// <summary>Attribute timeout for objects in a tracked directory (default: the untracked one).</summary>
+    public TimeSpan TrackedAttrTimeout { get => _trackedAttr ?? _attrTimeout; init => _trackedAttr = value; }
+    private readonly TimeSpan? _trackedAttr;
+
+    /// <summary>Whether what the kernel caches under <paramref name="dir"/> is kept coherent by the branch tracker.</summary>
+    private static bool Tracked(UnionNode? dir) => dir is { IsTracked: true };
+
+    private TimeSpan EntryTimeoutIn(bool tracked) => tracked ? TrackedEntryTimeout : _entryTimeout;
+    private TimeSpan AttrTimeoutIn(bool tracked) => tracked ? TrackedAttrTimeout : _attrTimeout;
+
+    /// <summary>The attribute timeout for a node: long when its directory is tracked (the root: when it is).</summary>
+    private TimeSpan AttrTimeoutOf(UnionNode node) => AttrTimeoutIn(Tracked(node.Parent ?? node));
+
+    /// <summary>LOOKUP and GETATTR requests served (what the kernel did not answer from its caches).</summary>
+    public long Lookups => Interlocked.Read(ref _lookups);
+    public long GetAttrs => Interlocked.Read(ref _getattrs);
+    private long _lookups, _getattrs;
 
     /// <summary>Objects whose backing file moved to a writable branch since the mount.</summary>
     public long CopyUps => Interlocked.Read(ref _copyUps);
@@ -71,9 +117,6 @@ public sealed partial class UnionFuse : IFuseFileSystem
 
     private ulong RootId => _union.Root.NodeId;
 
-    private UnionNode? Node(ulong fuseId) => fuseId == FuseConstants.RootId ? _union.Root : _union.FindNode(fuseId);
-
-    private ulong FuseId(UnionNode n) => n.NodeId == RootId ? FuseConstants.RootId : n.NodeId;
 
     private static string Str(ReadOnlySpan<byte> s) => Encoding.UTF8.GetString(s);
 
@@ -125,44 +168,58 @@ public sealed partial class UnionFuse : IFuseFileSystem
         return Errno.None;
     }
 
-    private EntryOut EntryOf(UnionNode node, in Statx st)
+    private EntryOut EntryOf(UnionNode node, in Statx st, bool tracked)
     {
         var entry = new EntryOut { NodeId = FuseId(node), Attr = Shown(st) };
-        entry.SetTimeouts(_entryTimeout, _attrTimeout);
+        entry.SetTimeouts(EntryTimeoutIn(tracked), AttrTimeoutIn(tracked));
         return entry;
     }
+
+    private EntryOut EntryOf(UnionNode node, in Statx st) => EntryOf(node, st, Tracked(node.Parent));
 
     public Errno Lookup(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, out EntryOut entry)
     {
         entry = default;
+        Interlocked.Increment(ref _lookups);
         var p = Node(parent);
         if (p is null) return Errno.ESTALE;
+        // Read before the lookup: a directory tracked from before it began reports every change since.
+        bool tracked = Tracked(p);
         var e = _union.Lookup(p, Str(name), out var node, out var st);
+        if (e == Errno.ENOENT && tracked)
+        {
+            // A negative entry the kernel may keep: a name made later in a branch is told to it.
+            entry.SetTimeouts(TrackedEntryTimeout, TimeSpan.Zero);
+            return Errno.None;
+        }
         if (e != Errno.None) return e;
-        entry = EntryOf(node!, st);
+        entry = EntryOf(node!, st, tracked);
         return Errno.None;
     }
 
     public void Forget(ulong nodeId, ulong nlookup)
     {
         if (nodeId == FuseConstants.RootId) return;
-        _union.Forget(nodeId, nlookup);
+        if (Node(nodeId) is { } node) _union.Forget(node, nlookup);
     }
 
     public Errno GetAttr(in RequestContext ctx, ulong nodeId, ulong? fh, out AttrOut attr)
     {
         attr = default;
+        Interlocked.Increment(ref _getattrs);
+        var node = Node(nodeId);
+        // Read before the attributes: a directory tracked from before reports every change since.
+        var timeout = node is null ? _attrTimeout : AttrTimeoutOf(node);
         Statx st;
         Errno e;
         if (fh is ulong h && _files.TryGetValue(h, out var file)) e = file.Handle.GetAttr(out st);
         else
         {
-            var node = Node(nodeId);
             if (node is null) return Errno.ESTALE;
             e = _union.GetAttr(node, out st);
         }
         if (e != Errno.None) return e;
-        attr.SetTimeout(_attrTimeout);
+        attr.SetTimeout(timeout);
         attr.Attr = Shown(st);
         return Errno.None;
     }
@@ -173,6 +230,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
         UnionHandle? handle = (c.Valid & SetAttrValid.Fh) != 0 ? _files.GetValueOrDefault(c.Fh)?.Handle : null;
+        var timeout = AttrTimeoutOf(node);
         if ((c.Valid & SetAttrValid.Size) != 0 && MandatoryTruncate(in ctx, node, handle, (long)c.Size) is var me && me != Errno.None) return me; // locks=mandatory
         var request = new SetAttrRequest
         {
@@ -187,7 +245,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         };
         var e = _union.SetAttr(node, handle, request, CallerOf(ctx), out var st);
         if (e != Errno.None) return e;
-        attr.SetTimeout(_attrTimeout);
+        attr.SetTimeout(timeout);
         attr.Attr = Shown(st);
         return Errno.None;
     }
@@ -265,8 +323,18 @@ public sealed partial class UnionFuse : IFuseFileSystem
         open = default;
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
+        // An open that will copy up a file this inode passes through to below goes to a new inode at once.
+        if (_io.TryGetValue(nodeId, out var io) && MustMoveOff(io, node, flags)) { Realias(node); return Errno.ESTALE; }
         var e = _union.Open(node, flags, CallerOf(ctx), out var handle);
-        return e != Errno.None ? e : Publish(in ctx, handle!, ref open);
+        return e != Errno.None ? e : Publish(in ctx, nodeId, handle!, ref open);
+    }
+
+    /// <summary>Whether an open of a kernel inode bound to a lower backing file cannot share it (it writes, or the node was copied up).</summary>
+    private static bool MustMoveOff(NodeIo io, UnionNode node, int flags)
+    {
+        lock (io)
+            return io.PassthroughOpens > 0 && io.LowerBacking
+                && (UnionFileSystem.OpenForWriting(flags) || (flags & Native.Sys.O_TRUNC) != 0 || node.BackingBranch is { IsWritable: true });
     }
 
     public Errno Create(in RequestContext ctx, ulong parent, ReadOnlySpan<byte> name, int flags, uint mode, uint umask, out EntryOut entry, out OpenOut open)
@@ -278,40 +346,45 @@ public sealed partial class UnionFuse : IFuseFileSystem
         if (e != Errno.None) return e;
         e = Entry(node!, out entry);
         if (e != Errno.None) { handle!.Release(); return e; }
-        e = Publish(in ctx, handle!, ref open);
+        e = Publish(in ctx, entry.NodeId, handle!, ref open);
         if (e != Errno.None) _union.Forget(node!, 1);
         return e;
     }
 
-    /// <summary>Gives the handle a file handle number and an I/O mode, or refuses it with ETXTBSY.</summary>
-    private Errno Publish(in RequestContext ctx, UnionHandle handle, ref OpenOut open)
+    /// <summary>Gives the handle a file handle number and an I/O mode on kernel inode <paramref name="kernelId"/>.</summary>
+    private Errno Publish(in RequestContext ctx, ulong kernelId, UnionHandle handle, ref OpenOut open)
     {
-        var kind = ChooseIo(in ctx, handle, ref open);
-        if (kind == IoKind.Refused)
+        var kind = ChooseIo(in ctx, kernelId, handle, ref open);
+        if (kind == IoKind.Retry)
         {
+            // The inode passes through to a file this handle must not use: retried on a new inode (UnionFuse.Aliases.cs).
             handle.Release();
-            return Errno.ETXTBSY;
+            Realias(handle.Node);
+            return Errno.ESTALE;
         }
         ulong fh = (ulong)Interlocked.Increment(ref _nextFh);
         open.Fh = fh;
-        _files[fh] = new OpenFile(handle, kind);
+        _files[fh] = new OpenFile(handle, kind, kernelId);
         return Errno.None;
     }
 
-    private IoKind ChooseIo(in RequestContext ctx, UnionHandle handle, ref OpenOut open)
+    private IoKind ChooseIo(in RequestContext ctx, ulong kernelId, UnionHandle handle, ref OpenOut open)
     {
         var session = Session;
-        var io = _io.GetOrAdd(handle.Node.NodeId, _ => new NodeIo());
+        var io = _io.GetOrAdd(kernelId, _ => new NodeIo());
         bool canPassthrough = session is not null && session.Connection.Passthrough && Passthrough != PassthroughMode.Off;
-        bool wantPassthrough = canPassthrough && (Passthrough == PassthroughMode.On || handle.BackingBranch.IsWritable);
+        bool lower = !handle.BackingBranch.IsWritable;
+        // A lower file passes through unless a union watch asks for IN_ACCESS on it: reads the kernel passes
+        // through never reach the engine to raise one.
+        bool wantPassthrough = canPassthrough && (!lower || (Passthrough != PassthroughMode.Upper && !AccessWatched(handle.Node)));
         lock (io)
         {
             var file = handle.BackingId;
             if (io.PassthroughOpens > 0)
             {
                 // The inode is in passthrough mode: the kernel accepts only opens that share its
-                // backing file. After a copy-up (passthrough=on) that file is the stale lower one.
-                if (io.File != file) return IoKind.Refused;
+                // backing file. After a copy-up that file is the lower one, which this handle must not use.
+                if (io.File != file) return IoKind.Retry;
                 io.PassthroughOpens++;
                 open.OpenFlags |= OpenReplyFlags.Passthrough;
                 open.BackingId = io.BackingId;
@@ -327,6 +400,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
                 {
                     io.BackingId = id;
                     io.File = file;
+                    io.LowerBacking = !handle.BackingBranch.IsWritable;
                     io.PassthroughOpens = 1;
                     open.OpenFlags |= OpenReplyFlags.Passthrough;
                     open.BackingId = id;
@@ -345,9 +419,12 @@ public sealed partial class UnionFuse : IFuseFileSystem
         }
     }
 
+    private bool AccessWatched(UnionNode node) =>
+        _union.WatchesWant(node, Lamina.Watches.InotifyMask.Access) || (node.Parent is { } p && _union.WatchesWant(p, Lamina.Watches.InotifyMask.Access));
+
     private void ReleaseIo(OpenFile file)
     {
-        if (!_io.TryGetValue(file.Handle.Node.NodeId, out var io)) return;
+        if (!_io.TryGetValue(file.KernelId, out var io)) return;
         lock (io)
         {
             if (file.Kind == IoKind.Cached)
@@ -480,11 +557,17 @@ public sealed partial class UnionFuse : IFuseFileSystem
         open = default;
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
+        bool tracked = Tracked(node);
         var e = _union.OpenDir(node, CallerOf(ctx), out var dir);
         if (e != Errno.None) return e;
         ulong fh = (ulong)Interlocked.Increment(ref _nextFh);
         _dirs[fh] = dir!;
         open.Fh = fh;
+        // The kernel keeps a tracked directory's listing (the tracker drops it when a branch changes),
+        // unless a union watch asks for IN_ACCESS on it: a listing served by the kernel never reaches
+        // the engine to raise one.
+        if (tracked && !_union.WatchesWant(node, Lamina.Watches.InotifyMask.Access))
+            open.OpenFlags |= OpenReplyFlags.CacheDir | OpenReplyFlags.KeepCache;
         return Errno.None;
     }
 
@@ -494,6 +577,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
     public Errno ReadDir(in RequestContext ctx, ulong nodeId, ulong fh, long offset, ref DirEntryBuffer entries)
     {
         if (!_dirs.TryGetValue(fh, out var dir)) return Errno.EBADF;
+        bool tracked = Tracked(dir.Node);
         var batch = t_batch ??= new List<(DirEntry, long)>(512);
         while (true)
         {
@@ -505,13 +589,13 @@ public sealed partial class UnionFuse : IFuseFileSystem
             if (batch.Count == 0) return Errno.None;
             foreach (var (entry, next) in batch)
             {
-                if (!Add(ref entries, dir, entry, next)) return Errno.None;
+                if (!Add(ref entries, dir, entry, next, tracked)) return Errno.None;
                 offset = next;
             }
         }
     }
 
-    private bool Add(ref DirEntryBuffer entries, UnionDirHandle dir, DirEntry entry, long next)
+    private bool Add(ref DirEntryBuffer entries, UnionDirHandle dir, DirEntry entry, long next, bool tracked)
     {
         Span<byte> name = stackalloc byte[Encoding.UTF8.GetByteCount(entry.Name)];
         Encoding.UTF8.GetBytes(entry.Name, name);
@@ -526,7 +610,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         if (_union.LookupEntry(dir, entry, out var node, out var st) != Errno.None || node is null)
             return true; // gone since the listing was taken: leave it out
         var e = new EntryOut { NodeId = FuseId(node) };
-        e.SetTimeouts(_entryTimeout, _attrTimeout);
+        e.SetTimeouts(EntryTimeoutIn(tracked), AttrTimeoutIn(tracked));
         e.Attr = Shown(st);
         if (entries.TryAddPlus(e, next, entry.Type, name)) return true;
         _union.Forget(node, 1);

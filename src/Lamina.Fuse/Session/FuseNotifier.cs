@@ -33,6 +33,22 @@ public sealed unsafe class FuseNotifier
     public Errno Delete(ulong parent, ulong child, ReadOnlySpan<byte> name) =>
         Send(NotifyCode.Delete, new NotifyDeleteOut { Parent = parent, Child = child, NameLen = (uint)name.Length }, name, default);
 
+    /// <summary>
+    /// Makes every name the kernel has cached for the mount invalid at its next use (FUSE_NOTIFY_INC_EPOCH,
+    /// protocol 7.44): one message instead of one per name, when the server cannot tell which changed.
+    /// ENOSYS when the kernel does not speak it.
+    /// </summary>
+    public Errno IncrementEpoch() =>
+        _session.Connection.ProtocolMinor < 44 ? Errno.ENOSYS : SendHeaderOnly(NotifyCode.IncEpoch);
+
+    private Errno SendHeaderOnly(NotifyCode code)
+    {
+        var header = new OutHeader { Len = (uint)sizeof(OutHeader), Error = (int)code, Unique = 0 };
+        nint n;
+        do { n = Sys.Write(_session.DeviceFd, (byte*)&header, (nuint)sizeof(OutHeader)); } while (n < 0 && Sys.LastErrno == Errno.EINTR);
+        return n < 0 ? Sys.LastErrno : Errno.None;
+    }
+
     /// <summary>Pushes data into the kernel's page cache of a node.</summary>
     public Errno Store(ulong nodeId, long offset, ReadOnlySpan<byte> data) =>
         Send(NotifyCode.Store, new NotifyStoreOut { NodeId = nodeId, Offset = (ulong)offset, Size = (uint)data.Length }, default, data);

@@ -114,7 +114,8 @@ public sealed unsafe class FuseSession : IDisposable
         if ((offered & InitFlags.InitExt) != 0) offered |= (InitFlags)((ulong)init.Flags2 << 32);
 
         var want = InitFlags.AsyncRead | InitFlags.BigWrites | InitFlags.MaxPages | InitFlags.InitExt
-            | InitFlags.HasIoctlDir | InitFlags.AsyncDio | InitFlags.NoOpendirSupport | InitFlags.HasExpireOnly;
+            | InitFlags.HasIoctlDir | InitFlags.AsyncDio | InitFlags.NoOpendirSupport | InitFlags.HasExpireOnly
+            | InitFlags.DirectIoAllowMmap; // a file served with FOPEN_DIRECT_IO can still be mapped shared
         if (_options.ParallelDirops) want |= InitFlags.ParallelDirops;
         if (_options.ReaddirPlus) want |= InitFlags.DoReaddirplus | InitFlags.ReaddirplusAuto;
         if (_options.ExportSupport) want |= InitFlags.ExportSupport;

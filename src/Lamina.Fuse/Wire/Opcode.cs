@@ -16,5 +16,5 @@ public enum Opcode : uint
 /// <summary>Server-to-kernel notification codes (enum fuse_notify_code).</summary>
 public enum NotifyCode : int
 {
-    Poll = 1, InvalInode = 2, InvalEntry = 3, Store = 4, Retrieve = 5, Delete = 6, Resend = 7,
+    Poll = 1, InvalInode = 2, InvalEntry = 3, Store = 4, Retrieve = 5, Delete = 6, Resend = 7, IncEpoch = 8,
 }

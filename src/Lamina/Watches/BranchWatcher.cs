@@ -3,21 +3,9 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using Lamina.Native;
+using Lamina.Tracking;
 
 namespace Lamina.Watches;
-
-/// <summary>Drops a transport's cached view of names and objects that changed in a branch (FUSE notifications).</summary>
-public interface IKernelCacheInvalidator
-{
-    /// <summary>A name in a directory now means something else (or nothing).</summary>
-    void EntryChanged(UnionNode dir, string name);
-
-    /// <summary>A name was removed; <paramref name="child"/> is the node it named when known.</summary>
-    void EntryDeleted(UnionNode dir, string name, UnionNode? child);
-
-    /// <summary>An object's data or attributes changed.</summary>
-    void ObjectChanged(UnionNode node);
-}
 
 /// <summary>
 /// Follows changes made directly in branches (W1/W3, W2, union directories): every branch directory
@@ -406,7 +394,7 @@ public sealed class BranchWatcher : IUnionObserver, IDisposable
     /// <summary>Watches each branch directory that contributes to <paramref name="dir"/> (again: new ones appear by copy-up or mkdir).</summary>
     private void AttachBranches(UnionNode dir, DirState state)
     {
-        _fs.ForEachContributingDirectory(dir, (branch, dirFd) =>
+        _fs.ForEachContributingDirectory(dir, (branch, dirFd, _) =>
         {
             if (ScanAllBranches || (Sys.FStatFs(dirFd, out var sfs) == 0 && RemoteFs.Contains(sfs.Type)))
                 lock (_gate) state.NeedsScan = true;
@@ -672,6 +660,9 @@ public sealed class BranchWatcher : IUnionObserver, IDisposable
             if (name.StartsWith(Markers.AufsWhiteoutPrefix, StringComparison.Ordinal)) name = name[Markers.AufsWhiteoutPrefix.Length..];
             int branch;
             lock (_gate) branch = _wdBranch.TryGetValue(wd, out int bi) ? bi : -1;
+            // Judged against the branches as they are now: the engine's cached layers of the directory (and
+            // its index of the read-only ones) may predate this change, and would hide it while trusted.
+            foreach (var dir in dirs) _fs.BranchDirectoryChanged(dir);
             Trace($"raw {InotifyMask.Format(mask)} {rawName} branch {branch} dirs {dirs.Count}");
             foreach (var dir in dirs)
             lock (_emitGate) // an event about a name goes out before the engine's next event about it (see OnClosingForWrite)

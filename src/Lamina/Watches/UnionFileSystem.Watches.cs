@@ -27,6 +27,9 @@ public sealed partial class UnionFileSystem
         }
     }
 
+    /// <summary>Whether a union watch on <paramref name="node"/> (or a recursive one above it) asks for any of <paramref name="mask"/>.</summary>
+    public bool WatchesWant(UnionNode node, uint mask) => Volatile.Read(ref _watches) is { } w && w.Wants(node, mask);
+
     internal void PinNode(UnionNode node) => _nodes.AddRef(node, 1);
 
     internal string? PathOfNode(UnionNode node) => _nodes.PathOf(node);
@@ -95,16 +98,42 @@ public sealed partial class UnionFileSystem
         }
     }
 
-    /// <summary>Calls <paramref name="visit"/> with each branch directory that contributes to <paramref name="dir"/> (stops at an opaque one).</summary>
-    internal void ForEachContributingDirectory(UnionNode dir, Action<Branches.Branch, int> visit)
+    /// <summary>
+    /// Calls <paramref name="visit"/> with each branch directory that contributes to <paramref name="dir"/>
+    /// (stops at an opaque one): its branch, a descriptor valid during the call, and its path in the
+    /// branch. False when the directory does not resolve.
+    /// </summary>
+    internal bool ForEachContributingDirectory(UnionNode dir, Action<Branches.Branch, int, string> visit)
     {
         using var scope = Read();
         string? p = _nodes.PathOf(dir);
-        if (p is null || Resolve(p, out var res) != Errno.None) return;
+        if (p is null || Resolve(p, out var res) != Errno.None) return false;
         using (res)
+        {
+            if (!res.Exists || !res.Top.IsDir) return false;
             foreach (var layer in res.Layers)
-                if (layer.IsDir && layer.DirFd is { } fd) visit(layer.Branch, fd.Fd);
+                if (layer.IsDir && layer.DirFd is { } fd) visit(layer.Branch, fd.Fd, layer.RelPath);
+            return true;
+        }
     }
+
+    /// <summary>
+    /// A branch directory of <paramref name="dir"/> changed outside the union: the engine's cached layers
+    /// of it (and so of everything below it) and its name index are dropped, to be read again.
+    /// </summary>
+    internal void BranchDirectoryChanged(UnionNode dir)
+    {
+        if (_nodes.PathOf(dir) is { } p) _dirStacks.Drop(p);
+    }
+
+    /// <summary>Branches changed in ways nobody can tell (events lost): every cached layer is read again.</summary>
+    internal void BranchDirectoriesChanged() => _dirStacks.Invalidate();
+
+    /// <summary>The node the engine last found as <paramref name="name"/> in <paramref name="dir"/>, if it still holds it.</summary>
+    internal UnionNode? ChildNode(UnionNode dir, string name) => _nodes.FindChild(dir, name);
+
+    /// <summary>Every node the engine holds now.</summary>
+    internal List<UnionNode> AllNodes() => _nodes.All();
 
     internal UnionNode? FindNodeByIno(ulong ino) => _nodes.FindByIno(ino);
 }

@@ -55,6 +55,19 @@ public sealed class UnionWatches : IWatchTargets
         lock (_gate) return [.. _byNode.Where(kv => kv.Key.IsDirectory && kv.Value.Any(w => w.IsRecursive)).Select(kv => kv.Key)];
     }
 
+    /// <summary>Whether a watch on <paramref name="node"/>, or a recursive one above it, asks for any of <paramref name="mask"/>.</summary>
+    internal bool Wants(UnionNode node, uint mask)
+    {
+        lock (_gate)
+        {
+            if (_byNode.TryGetValue(node, out var own) && own.Any(w => (w.Mask & mask) != 0)) return true;
+            if (_recursive == 0) return false;
+            for (UnionNode? a = node.Parent; a is not null; a = a.Parent)
+                if (_byNode.TryGetValue(a, out var l) && l.Any(w => w.IsRecursive && (w.Mask & mask) != 0)) return true;
+            return false;
+        }
+    }
+
     /// <summary>Whether <paramref name="dir"/> or a directory above it carries a recursive watch.</summary>
     internal bool IsUnderRecursiveWatch(UnionNode dir)
     {

@@ -160,6 +160,34 @@ public sealed class BranchSequenceTests : IDisposable
         Assert.Equal(["MODIFY f", "CLOSE_WRITE,CLOSE f", "ATTRIB f", "MODIFY f", "CREATE,ISDIR other", "MODIFY f", "CLOSE_WRITE,CLOSE f", $"CREATE,ISDIR {End}"], union.UntilEnd());
     }
 
+    /// <summary>
+    /// Raw events are judged against the branches as they are, never against the engine's cached view of
+    /// the directory: with two lower layers, the directory's layers cached and indexed, and a trust window
+    /// as mounts have by default, names made directly in either layer one after the other are each reported.
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Names_made_directly_in_several_lower_layers_inside_the_trust_window_are_each_reported(int lowers)
+    {
+        using var t = new TestLayers(lowers);
+        foreach (var l in t.Lowers)
+            for (int i = 0; i < 6; i++) TestLayers.WriteFile(l, $"d/old{i}-{Path.GetFileName(l)}", "x");
+        using var fs = t.Mount(configure: o => o.TrustDirectoriesFor = TimeSpan.FromSeconds(1));
+        using var bw = new BranchWatcher(fs);
+        using var union = new UnionSide(fs, "/d", bw);
+        Assert.True(bw.Drain(TimeSpan.FromSeconds(5)));
+        File.WriteAllText(Path.Combine(t.Lowers[^1], "d/a"), "new");
+        Thread.Sleep(300);
+        File.WriteAllText(Path.Combine(t.Lowers[0], "d/b"), "new");
+        Thread.Sleep(300);
+        File.Create(Path.Combine(t.Lowers[0], "d/zz")).Dispose();
+        Thread.Sleep(100);
+        Directory.CreateDirectory(Path.Combine(t.Lowers[0], "d", End));
+        var got = union.UntilEnd();
+        foreach (var name in new[] { "a", "b", "zz" }) Assert.Contains($"CREATE {name}", got);
+    }
+
     /// <summary>Events as "KIND name", with cookies numbered by first appearance (a rename's halves share one).</summary>
     private static List<string> Format(IEnumerable<(uint Mask, uint Cookie, string? Name)> events)
     {
