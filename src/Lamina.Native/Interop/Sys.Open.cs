@@ -22,9 +22,6 @@ public static unsafe partial class Sys
     [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 
-    [LibraryImport(Libc, EntryPoint = "dup", SetLastError = true)]
-    public static partial int Dup(int fd);
-
     [LibraryImport(Libc, EntryPoint = "fcntl", SetLastError = true)]
     public static partial int Fcntl(int fd, int cmd, long arg);
 

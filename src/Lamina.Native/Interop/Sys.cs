@@ -20,13 +20,6 @@ public static unsafe partial class Sys
 
     public static Errno LastErrno => (Errno)Marshal.GetLastPInvokeError();
 
-    /// <summary>Retries a call while it fails with EINTR.</summary>
-    public static long RetryEintr(Func<long> call)
-    {
-        long r;
-        do { r = call(); } while (r < 0 && LastErrno == Errno.EINTR);
-        return r;
-    }
 
     [LibraryImport(Libc, EntryPoint = "strerror")]
     private static partial nint strerror(int errnum);

@@ -283,7 +283,10 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     private static SafeFd? OpenMarked(Mark mark)
     {
         string rel = mark.RelPath.Length == 0 ? "." : mark.RelPath;
-        if (BranchIo.OpenAt(mark.Branch.RootFd.Fd, rel, Sys.O_PATH | Sys.O_NOFOLLOW | Sys.O_DIRECTORY, 0, out var fd) != Errno.None) return null;
+        // The whole path at once, so openat2 keeps it inside the branch and follows no symlink planted on it.
+        int r = Sys.OpenAt2(mark.Branch.RootFd.Fd, rel, Sys.O_PATH | Sys.O_DIRECTORY | Sys.O_CLOEXEC, 0, Sys.RESOLVE_BENEATH | Sys.RESOLVE_NO_SYMLINKS);
+        if (r < 0) return null;
+        var fd = new SafeFd(r);
         if (HandleKey(fd.Fd) == mark.Key) return fd;
         fd.Dispose();
         return null;
