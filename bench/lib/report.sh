@@ -9,7 +9,7 @@
 set -euo pipefail
 raw=$1 meta=$2 errs=$3 outdir=$4 stamp=$5
 md="$outdir/$stamp.md"
-systems="kernel lamina-pt lamina-auto lamina-off fuse-overlayfs unionfs-fuse mergerfs"
+systems="kernel lamina-pt lamina-auto lamina-off lamina-untracked fuse-overlayfs unionfs-fuse mergerfs"
 
 # row|group|unit|hi or lo|what
 rows() {
@@ -36,6 +36,10 @@ lookup-depth-10|depth|µs/lookup|lo|the same at the bottom of 10 layers
 lookup-depth-100|depth|µs/lookup|lo|the same at the bottom of 100 layers
 lookup-depth-500|depth|µs/lookup|lo|the same at the bottom of 500 layers
 rss-after-walk|memory|MiB|lo|resident memory of the daemon after find and tar over the tree (kernel: n/a)
+coherence-name-p50|coherence|ms|lo|a name made directly in the lower layer, missing through the mount just before: until stat finds it (median; 2000 = never)
+coherence-name-p99|coherence|ms|lo|the same, 99th percentile
+coherence-data-p50|coherence|ms|lo|the lower file rewritten in place, read through the mount just before: until a read returns the new bytes (median; 2000 = never)
+coherence-data-p99|coherence|ms|lo|the same, 99th percentile
 EOF
 }
 
@@ -93,6 +97,21 @@ metav() { sed -n "s/^$1=//p" "$meta"; }
         local ok="n/a"; [ "$q" != "–" ] && ok=$(awk -v q="$q" -v m="$5" 'BEGIN { print (q + 0 >= m) ? "yes" : "**no**" }')
         echo "| $1 | $2 | $q | $ok |"
     }
+    while IFS='|' read -r row group unit dir what; do
+        case "$row" in seq-read-lower*|rand-read-*) target "lamina-auto (default mode) ≥ 0.95× kernel, lower reads" "$row" lamina-auto kernel 0.95 ;; esac
+    done < <(rows)
+    while IFS='|' read -r row group unit dir what; do
+        case "$row" in stat-warm|readdir-warm|list|tar) target "lamina-auto (default mode) ≥ 1.0× fuse-overlayfs, warm metadata" "$row" lamina-auto fuse-overlayfs 1.0 ;; esac
+    done < <(rows)
+    if [ -n "$(get find lamina-untracked 4)" ]; then
+        target "lamina-auto cold walk no slower than without tracking" find lamina-auto lamina-untracked 0.95
+    fi
+    for s in lamina-auto; do
+        for r in coherence-name-p99 coherence-data-p99; do
+            v=$(get "$r" "$s" 4)
+            [ -n "$v" ] && echo "| $s: direct change visible, p99 ≤ 100 ms | $r | $v ms | $(awk -v v="$v" 'BEGIN { print (v + 0 <= 100) ? "yes" : "**no**" }') |"
+        done
+    done
     while IFS='|' read -r row group unit dir what; do
         case "$group" in data|random) target "lamina-pt ≥ 0.95× kernel" "$row" lamina-pt kernel 0.95 ;; esac
     done < <(rows)

@@ -8,8 +8,9 @@
 # umount_sys MNT            unmounts whatever is at MNT (lazy as the last resort)
 # daemon_pid SYSTEM MNT     the pid of the daemon serving MNT (empty for the kernel)
 #
-# Systems: kernel lamina-pt lamina-auto lamina-off fuse-overlayfs unionfs-fuse mergerfs
-#   lamina-*        ./lamina mount -o lowerdir=...,upperdir=...,workdir=...,passthrough=on|auto|off,timeout=1|0
+# Systems: kernel lamina-pt lamina-auto lamina-off lamina-untracked fuse-overlayfs unionfs-fuse mergerfs
+#   lamina-*        ./lamina mount -o lowerdir=...,upperdir=...,workdir=...,passthrough=on|auto|off[,timeout=0]
+#                   (lamina-untracked: passthrough=auto,tracking=off)
 #   kernel          mount -t overlay; lowerdir given relative to the lowers' common parent when
 #                   that keeps the option under a page (500 layers), see mount_kernel
 #   fuse-overlayfs  fuse-overlayfs -o lowerdir=...,upperdir=...,workdir=...[,timeout=0]
@@ -57,9 +58,11 @@ mount_sys() {
     : >"$LOGDIR/mount.err"
     case "$sys" in
         kernel) mount_kernel "$mnt" "$lowers" "$upper" "$work" || rc=$? ;;
-        lamina-pt|lamina-auto|lamina-off)
-            local pt=${sys#lamina-}; [ "$pt" = pt ] && pt=on
-            "$LAMINA" mount -o "lowerdir=$lowers,upperdir=$upper,workdir=$work,passthrough=$pt,timeout=$([ "$zero" = 1 ] && echo 0 || echo 1)" \
+        lamina-pt|lamina-auto|lamina-off|lamina-untracked)
+            local pt=${sys#lamina-} extra=""; [ "$pt" = pt ] && pt=on
+            [ "$pt" = untracked ] && { pt=auto; extra=",tracking=off"; }
+            # Default timeouts unless zero ones are asked for: Lamina's defaults are what is measured.
+            "$LAMINA" mount -o "lowerdir=$lowers,upperdir=$upper,workdir=$work,passthrough=$pt$extra$([ "$zero" = 1 ] && echo ,timeout=0)" \
                 "$mnt" >"$LOGDIR/mount.out" 2>"$LOGDIR/mount.err" || rc=$? ;;
         fuse-overlayfs)
             local o="lowerdir=$lowers,upperdir=$upper,workdir=$work"

@@ -20,6 +20,12 @@
  *   probe DIR K                      the same, missing names allowed (warms a branch's dentries)
  *   create DIR N / list DIR / delete DIR N   small files DIR/c%06d (O_CREAT|O_EXCL, 100 bytes)
  *   readdir DIR                      count the entries of DIR (without . and ..)
+ * Coherence (prints four numbers instead: name p50, name p99, data p50, data p99, in ms):
+ *   coherence BRANCH MNT N           N times: a name made directly in BRANCH (missing through MNT
+ *                                    just before, so a negative entry may be cached) until stat
+ *                                    through MNT finds it; and BRANCH/data rewritten in place
+ *                                    (read through MNT just before) until a read through MNT
+ *                                    returns the new bytes. Each wait ends after 2 s (2000: never).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -197,6 +203,52 @@ int main(int argc, char **argv)
             if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) count++;
         if (errno) die("readdir");
         closedir(d);
+    } else if (!strcmp(mode, "coherence")) {
+        int n = atoi(argv[4]);
+        double *names = calloc(n, sizeof *names), *datas = calloc(n, sizeof *datas);
+        char mpath[8192], got[64], want[64];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/data", argv[2]);
+        snprintf(mpath, sizeof mpath, "%s/data", argv[3]);
+        for (int i = 0; i < n; i++) {
+            /* a name */
+            snprintf(path, sizeof path, "%s/n%05d", argv[2], i);
+            snprintf(mpath, sizeof mpath, "%s/n%05d", argv[3], i);
+            if (lstat(mpath, &st) == 0) { fprintf(stderr, "%s exists already\n", mpath); return 1; }
+            double t = now();
+            writefile(path, 0);
+            while (lstat(mpath, &st) != 0 && now() - t < 2) { struct timespec w = {0, 200000}; nanosleep(&w, NULL); }
+            names[i] = (now() - t) * 1000;
+            /* data, same length, in place */
+            snprintf(path, sizeof path, "%s/data", argv[2]);
+            snprintf(mpath, sizeof mpath, "%s/data", argv[3]);
+            int fd = open(mpath, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) die(mpath);
+            if (read(fd, got, sizeof got) < 0) die(mpath);
+            close(fd);
+            snprintf(want, sizeof want, "v%06d\n", i + 1);
+            t = now();
+            fd = open(path, O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || pwrite(fd, want, strlen(want), 0) != (ssize_t)strlen(want)) die(path);
+            close(fd);
+            for (;;) {
+                fd = open(mpath, O_RDONLY | O_CLOEXEC);
+                if (fd < 0) die(mpath);
+                ssize_t r = read(fd, got, sizeof got - 1);
+                close(fd);
+                if (r == (ssize_t)strlen(want) && !memcmp(got, want, r)) break;
+                if (now() - t >= 2) break;
+                struct timespec w = {0, 200000};
+                nanosleep(&w, NULL);
+            }
+            datas[i] = (now() - t) * 1000;
+        }
+        int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
+        qsort(names, n, sizeof *names, cmp);
+        qsort(datas, n, sizeof *datas, cmp);
+        int p99 = (int)(n * 0.99); if (p99 >= n) p99 = n - 1;
+        printf("%.2f %.2f %.2f %.2f\n", names[n / 2], names[p99], datas[n / 2], datas[p99]);
+        return 0;
     } else { fprintf(stderr, "ubench: unknown mode %s\n", mode); return 2; }
     printf("%.6f %ld\n", now() - t0, count);
     return 0;
