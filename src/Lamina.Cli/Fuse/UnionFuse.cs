@@ -184,6 +184,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         var p = Node(parent);
         if (p is null) return Errno.ESTALE;
         // Read before the lookup: a directory tracked from before it began reports every change since.
+        if (!p.IsTracked) Tracker?.TrackNow(p);
         bool tracked = Tracked(p);
         var e = _union.Lookup(p, Str(name), out var node, out var st);
         if (e == Errno.ENOENT && tracked)
@@ -557,6 +558,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         open = default;
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
+        if (!node.IsTracked) Tracker?.TrackNow(node);
         bool tracked = Tracked(node);
         var e = _union.OpenDir(node, CallerOf(ctx), out var dir);
         if (e != Errno.None) return e;

@@ -23,6 +23,8 @@ public static unsafe partial class Sys
 {
     // fanotify_init flags
     public const uint FAN_CLOEXEC = 0x1, FAN_NONBLOCK = 0x2, FAN_CLASS_NOTIF = 0x0;
+    /// <summary>No bound on queued events or on marks (CAP_SYS_ADMIN only).</summary>
+    public const uint FAN_UNLIMITED_QUEUE = 0x10, FAN_UNLIMITED_MARKS = 0x20;
     public const uint FAN_REPORT_DIR_FID = 0x400, FAN_REPORT_NAME = 0x800, FAN_REPORT_DFID_NAME = FAN_REPORT_DIR_FID | FAN_REPORT_NAME;
 
     // fanotify_mark flags

@@ -50,7 +50,10 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     private readonly object _gate = new();
     private readonly Dictionary<UnionNode, Tracked> _dirs = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, Mark> _marks = new(StringComparer.Ordinal);
-    private readonly ConcurrentQueue<(UnionNode Dir, bool Track)> _work = new();
+    private readonly ConcurrentQueue<(UnionNode Dir, Work Op)> _work = new();
+
+    /// <summary>What the tracker's thread is asked to do with a directory.</summary>
+    private enum Work { Ensure, Retrack, Untrack }
     private IDisposable? _subscription;
     private Thread? _thread;
     private volatile bool _stopping;
@@ -76,7 +79,11 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     {
         _fs = fs;
         _kernel = kernel;
-        _fan = Sys.FanotifyInit(Sys.FAN_CLASS_NOTIF | Sys.FAN_CLOEXEC | Sys.FAN_NONBLOCK | Sys.FAN_REPORT_DFID_NAME, (uint)(Sys.O_RDONLY | Sys.O_CLOEXEC));
+        // The daemon's own changes are events too (echoes, skipped): a burst of them (50,000 creates) would
+        // overflow the default queue of 16,384, and an overflow costs every cache. Unbounded where allowed.
+        const uint flags = Sys.FAN_CLASS_NOTIF | Sys.FAN_CLOEXEC | Sys.FAN_NONBLOCK | Sys.FAN_REPORT_DFID_NAME;
+        _fan = Sys.FanotifyInit(flags | Sys.FAN_UNLIMITED_QUEUE | Sys.FAN_UNLIMITED_MARKS, (uint)(Sys.O_RDONLY | Sys.O_CLOEXEC));
+        if (_fan < 0) _fan = Sys.FanotifyInit(flags, (uint)(Sys.O_RDONLY | Sys.O_CLOEXEC));
         if (_fan < 0)
         {
             Unavailable = $"fanotify_init: {Sys.LastErrno}";
@@ -100,7 +107,7 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
         if (Unavailable is not null || _thread is not null) return;
         _subscription = _fs.Observe(this);
         foreach (var node in _fs.AllNodes())
-            if (node.IsDirectory) _work.Enqueue((node, true));
+            if (node.IsDirectory) _work.Enqueue((node, Work.Ensure));
         _thread = new Thread(Run) { IsBackground = true, Name = "lamina-branch-track" };
         _thread.Start();
         Wake();
@@ -110,14 +117,14 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
 
     void IUnionObserver.NodeAdded(UnionNode node)
     {
-        if (node.IsDirectory) Post(node, track: true);
+        if (node.IsDirectory) Post(node, Work.Ensure);
     }
 
     void IUnionObserver.NodeDropped(UnionNode node)
     {
-        if (!node.IsDirectory) return;
+        if (!node.IsDirectory) { _closedWriters.TryRemove(node, out _); return; }
         node.IsTracked = false;
-        Post(node, track: false);
+        Post(node, Work.Untrack);
     }
 
     /// <summary>A directory copied up has a new contributing directory, unmarked until the tracker's thread marks it.</summary>
@@ -138,13 +145,13 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     {
         if (!dir.IsDirectory || _thread is null) return;
         dir.IsTracked = false;
-        Post(dir, track: true);
+        Post(dir, Work.Retrack);
     }
 
-    private void Post(UnionNode dir, bool track)
+    private void Post(UnionNode dir, Work op)
     {
         if (_thread is null) return;
-        _work.Enqueue((dir, track));
+        _work.Enqueue((dir, op));
         Wake();
     }
 
@@ -168,7 +175,36 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
 
     // ---- marking ------------------------------------------------------------------------------------
 
+    // Marking runs on the tracker's thread, and on a request's thread for a directory met for the first time.
+    private readonly object _marking = new();
+
+    /// <summary>
+    /// Tracks a directory met for the first time at once, on the calling thread, so what the kernel
+    /// learns of it from this request on can be kept long. Called by a transport before it answers a
+    /// request about the directory; never does anything that waits for the kernel (a directory that
+    /// was tracked before and must be marked again is left to the tracker's thread).
+    /// </summary>
+    public void TrackNow(UnionNode dir)
+    {
+        if (_thread is null || dir.IsTracked || !dir.IsDirectory) return;
+        Ensure(dir);
+    }
+
     private void Track(UnionNode dir)
+    {
+        lock (_marking) TrackLocked(dir);
+    }
+
+    private void Ensure(UnionNode dir)
+    {
+        lock (_marking)
+        {
+            lock (_gate) if (_dirs.ContainsKey(dir)) return;
+            TrackLocked(dir);
+        }
+    }
+
+    private void TrackLocked(UnionNode dir)
     {
         if (!dir.InTable || dir.IsDetached) { Untrack(dir); return; }
         var marks = new List<Mark>();
@@ -250,6 +286,11 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
 
     private void Untrack(UnionNode dir)
     {
+        lock (_marking) UntrackLocked(dir);
+    }
+
+    private void UntrackLocked(UnionNode dir)
+    {
         dir.IsTracked = false;
         var unmark = new List<Mark>();
         lock (_gate)
@@ -324,8 +365,12 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
                 if (r > 0 && (fds[0].REvents & Sys.POLLIN) != 0) ReadEvents(buffer);
                 while (_work.TryDequeue(out var item))
                 {
-                    if (item.Track) Track(item.Dir);
-                    else if (!item.Dir.InTable) Untrack(item.Dir);
+                    switch (item.Op)
+                    {
+                        case Work.Ensure: Ensure(item.Dir); break; // often done already, by TrackNow
+                        case Work.Retrack: Track(item.Dir); break;
+                        case Work.Untrack: if (!item.Dir.InTable) Untrack(item.Dir); break;
+                    }
                 }
             }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
@@ -423,9 +468,9 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
             bool attrib = (mask & Sys.FAN_ATTRIB) != 0;
             // A new or removed name, or new markers on one (whiteout, opaque): the layers below change.
             if (entry || attrib) _fs.BranchDirectoryChanged(dir);
-            var child = ChildShownAt(dir, name);
             if (entry)
             {
+                var child = ChildShownAt(dir, name);
                 // Gone from the view: the kernel is told which object went, so watchers of it on the mount hear IN_DELETE_SELF.
                 if (child is null && (mask & (Sys.FAN_DELETE | Sys.FAN_MOVED_FROM)) != 0) _kernel?.EntryDeleted(dir, name, _fs.ChildNode(dir, name));
                 else _kernel?.EntryChanged(dir, name);
@@ -434,15 +479,41 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
                 if (child.IsDirectory) Retrack(child);
                 continue;
             }
-            if (child is null) continue;
             if (attrib)
             {
+                if (ChildShownAt(dir, name) is not { } child) continue;
                 _kernel?.EntryChanged(dir, name);
                 _kernel?.AttributesChanged(child);
             }
-            // The kernel knows the writes it passes through for a writer of the union; its own are echoes.
-            if ((mask & (Sys.FAN_MODIFY | Sys.FAN_CLOSE_WRITE)) != 0 && !_fs.HasUnionWriter(child.Ino)) _kernel?.ObjectChanged(child);
+            if ((mask & (Sys.FAN_MODIFY | Sys.FAN_CLOSE_WRITE)) != 0 && _fs.ChildNode(dir, name) is { } written && !PassedThrough(written))
+                _kernel?.ObjectChanged(written);
         }
+    }
+
+    // ---- writes the kernel passed through --------------------------------------------------------
+
+    // A file's state when the union's last writer of it closed: the writes the kernel passed through
+    // for that writer are reported with the writer's pid, and they are known to the kernel.
+    private readonly ConcurrentDictionary<UnionNode, EntryState> _closedWriters = new(ReferenceEqualityComparer.Instance);
+
+    void IUnionObserver.HandleClosing(UnionNode node, int openFlags)
+    {
+        if (_thread is null || !UnionFileSystem.OpenForWriting(openFlags) || node.Parent is not { } dir) return;
+        if (_fs.EntryStateOf(dir, node.Name) is { } state) _closedWriters[node] = state;
+    }
+
+    /// <summary>
+    /// Whether a write reported for <paramref name="node"/> is one the kernel passed through for a writer
+    /// of the union: the file is open for writing through it, or is as that writer left it. A later
+    /// direct write changes the file's times, and is invalidated.
+    /// </summary>
+    private bool PassedThrough(UnionNode node)
+    {
+        if (_fs.HasUnionWriter(node.Ino)) return true;
+        if (!_closedWriters.TryGetValue(node, out var left)) return false;
+        if (node.Parent is { } dir && _fs.EntryStateOf(dir, node.Name) is { } now && now == left) return true;
+        _closedWriters.TryRemove(node, out _);
+        return false;
     }
 
     /// <summary>The node the engine holds for <paramref name="name"/> in <paramref name="dir"/> as the branches show it now.</summary>
