@@ -190,11 +190,17 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
         Ensure(dir);
     }
 
+    /// <summary>Marks a directory again (its branch directories may have changed); tells the kernel of what arrived meanwhile.</summary>
     private void Track(UnionNode dir)
     {
-        lock (_marking) TrackLocked(dir);
+        List<Mark> arrived;
+        lock (_marking) arrived = TrackLocked(dir);
+        // Outside the lock: an invalidation waits for the directory's lock in the kernel, which a request
+        // may hold while it waits in TrackNow for the marking lock.
+        foreach (var m in arrived) Arrived(dir, m);
     }
 
+    /// <summary>Marks a directory not tracked before (nothing can have arrived: nothing is invalidated).</summary>
     private void Ensure(UnionNode dir)
     {
         lock (_marking)
@@ -204,9 +210,10 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
         }
     }
 
-    private void TrackLocked(UnionNode dir)
+    /// <summary>Marks the directory's branch directories; returns those that newly contribute to a directory tracked before.</summary>
+    private List<Mark> TrackLocked(UnionNode dir)
     {
-        if (!dir.InTable || dir.IsDetached) { Untrack(dir); return; }
+        if (!dir.InTable || dir.IsDetached) { UntrackLocked(dir); return []; }
         var marks = new List<Mark>();
         var fresh = new List<Mark>();
         string? why = null;
@@ -237,7 +244,7 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
             marks.Add(mark);
             fresh.Add(mark);
         });
-        if (!resolved) { Untrack(dir); return; }
+        if (!resolved) { UntrackLocked(dir); return []; }
         Tracked? old;
         var unmark = new List<Mark>();
         lock (_gate)
@@ -254,10 +261,8 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
         foreach (var m in unmark) Unmark(m);
         // The engine's cached layers may predate the marks: read them again from now on.
         _fs.BranchDirectoryChanged(dir);
-        if (old is not null)
-            foreach (var m in marks)
-                if (!old.Marks.Contains(m)) Arrived(dir, m);
         dir.IsTracked = why is null && dir.InTable;
+        return old is null ? [] : [.. marks.Where(m => !old.Marks.Contains(m))];
     }
 
     /// <summary>
