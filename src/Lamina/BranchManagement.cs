@@ -31,6 +31,7 @@ public sealed partial class UnionFileSystem
             }
             _branches = _branches.With(branch, position);
             ShapeChanged();
+            NotifyBranchChanged(new BranchChange(null, null, null, $"branch '{path}' added"));
         }
         catch
         {

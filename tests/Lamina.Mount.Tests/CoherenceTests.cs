@@ -102,6 +102,48 @@ public sealed class CoherenceTests
         Assert.NotEqual(before, Served(m));
     }
 
+    /// <summary>
+    /// Another mount whose upper layer is this mount's lower layer (layers recycled, as container
+    /// builds do) is another party: what is written through it shows through this mount at once.
+    /// The other mount is a second Lamina daemon, or kernel overlayfs, whose writes are made in the
+    /// writer's own process.
+    /// </summary>
+    [MountTheory]
+    [InlineData("lamina")]
+    [InlineData("kernel overlayfs")]
+    public void Writes_through_a_second_mount_over_a_lower_layer_show_through_at_once(string other)
+    {
+        using var m = new LaminaMount(2, Populate).Mount();
+        using var second = new LaminaMount(1, s => File.WriteAllText(Path.Combine(s.Lower(0), "below"), "b"));
+        // The second mount writes into this mount's top lower layer; its work directory must be on the same filesystem.
+        string work = Path.Combine(m.Root, "second-work");
+        Directory.CreateDirectory(work);
+        string options = $"lowerdir={second.Lower(0)},upperdir={m.Lower(0)},workdir={work}";
+        var mounted = other == "lamina" ? Cli.Run("mount", "-o", options, second.Merged) : Cli.Shell($"mount -t overlay overlay -o {options} {second.Merged}");
+        Assert.True(mounted.ExitCode == 0, $"{other} mount failed: {mounted.StdErr}");
+        try
+        {
+            Warm(m);
+            var sw = Stopwatch.StartNew();
+            File.WriteAllText(Path.Combine(second.Merged, "d", "new"), "made");
+            File.AppendAllText(Path.Combine(second.Merged, "d", "g"), "+more");
+            File.Delete(Path.Combine(second.Merged, "d", "f")); // f is in the bottom layer here: a whiteout in the top lower one
+            string? last = null;
+            while (sw.Elapsed < Visible)
+            {
+                last = Expect($"{Read(m, "d/new")} {Read(m, "d/g")} {Exists(m, "d/f")}", "made g+more False");
+                if (last is null) return;
+                Thread.Sleep(5);
+            }
+            Assert.Fail($"writes through {other} did not show within {Visible.TotalMilliseconds} ms: {last}");
+        }
+        finally
+        {
+            if (other == "lamina") Cli.Run("umount", second.Merged);
+            else Sys.Umount2(second.Merged, 0);
+        }
+    }
+
     // ---- the tree and the probes ---------------------------------------------------------------
 
     /// <summary>d/f and e/x in the bottom layer, d/g in the top lower, and an empty d in every layer between.</summary>

@@ -53,7 +53,7 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     private readonly ConcurrentQueue<(UnionNode Dir, Work Op)> _work = new();
 
     /// <summary>What the tracker's thread is asked to do with a directory.</summary>
-    private enum Work { Ensure, Retrack, Untrack }
+    private enum Work { Ensure, Retrack, Untrack, Everything }
     private IDisposable? _subscription;
     private Thread? _thread;
     private volatile bool _stopping;
@@ -139,6 +139,8 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     void IUnionObserver.BranchChanged(BranchChange change)
     {
         if (change.Node is { IsDirectory: true } dir) Retrack(dir);
+        // A branch added, removed or reordered: every directory may show something else.
+        else if (change.Node is null && change.Parent is null) Post(_fs.Root, Work.Everything);
     }
 
     private void Retrack(UnionNode dir)
@@ -375,6 +377,7 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
                         case Work.Ensure: Ensure(item.Dir); break; // often done already, by TrackNow
                         case Work.Retrack: Track(item.Dir); break;
                         case Work.Untrack: if (!item.Dir.InTable) Untrack(item.Dir); break;
+                        case Work.Everything: Everything(); break;
                     }
                 }
             }
@@ -390,9 +393,9 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     {
         while (true)
         {
-            long n;
+            long n, closedBefore = Interlocked.Read(ref _closedSeq);
             fixed (byte* p = buffer) n = Sys.Read(_fan, p, (nuint)buffer.Length);
-            if (n <= 0) return;
+            if (n <= 0) { ForgetClosedWriters(closedBefore); return; }
             int metaSize = Marshal.SizeOf<FanotifyEventMetadata>();
             for (int off = 0; off + metaSize <= n;)
             {
@@ -498,13 +501,27 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     // ---- writes the kernel passed through --------------------------------------------------------
 
     // A file's state when the union's last writer of it closed: the writes the kernel passed through
-    // for that writer are reported with the writer's pid, and they are known to the kernel.
+    // for that writer are reported with the writer's pid, and they are known to the kernel. Its
+    // writes are queued before the daemon hears of the close, so a record is dropped once the queue
+    // has been read empty after it (the backing file's own IN_CLOSE_WRITE may come later, from the
+    // closing task's last fput: then it costs one needless invalidation, never a missed one).
     private readonly ConcurrentDictionary<UnionNode, EntryState> _closedWriters = new(ReferenceEqualityComparer.Instance);
+    private readonly ConcurrentQueue<(long Seq, UnionNode Node)> _closedOrder = new();
+    private long _closedSeq;
 
     void IUnionObserver.HandleClosing(UnionNode node, int openFlags)
     {
         if (_thread is null || !UnionFileSystem.OpenForWriting(openFlags) || node.Parent is not { } dir) return;
-        if (_fs.EntryStateOf(dir, node.Name) is { } state) _closedWriters[node] = state;
+        if (_fs.EntryStateOf(dir, node.Name) is not { } state) return;
+        _closedWriters[node] = state;
+        _closedOrder.Enqueue((Interlocked.Increment(ref _closedSeq), node));
+    }
+
+    /// <summary>The event queue was read empty: the records of writers closed before <paramref name="seq"/> have seen all their events.</summary>
+    private void ForgetClosedWriters(long seq)
+    {
+        while (_closedOrder.TryPeek(out var head) && head.Seq <= seq && _closedOrder.TryDequeue(out head))
+            _closedWriters.TryRemove(head.Node, out _);
     }
 
     /// <summary>
@@ -541,7 +558,19 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     private void Overflowed()
     {
         Interlocked.Increment(ref _overflows);
+        Everything();
+    }
+
+    /// <summary>
+    /// Anything may have changed (events lost, branches added or removed): every cached layer goes, every
+    /// directory is marked again, and the kernel drops every name (FUSE_NOTIFY_INC_EPOCH) and object.
+    /// </summary>
+    private void Everything()
+    {
         _fs.BranchDirectoriesChanged();
+        List<UnionNode> dirs;
+        lock (_gate) dirs = [.. _dirs.Keys];
+        foreach (var d in dirs) Track(d);
         if (_kernel is null) return;
         _kernel.NamesLost();
         foreach (var node in _fs.AllNodes()) _kernel.ObjectChanged(node);
