@@ -123,15 +123,17 @@ public sealed class CoherenceTests
         Assert.True(mounted.ExitCode == 0, $"{other} mount failed: {mounted.StdErr}");
         try
         {
+            File.WriteAllText(Path.Combine(m.Lower(0), "d", "old"), "old"); // in the second mount's upper layer
             Warm(m);
+            Assert.Equal("old", Read(m, "d/old"));
             var sw = Stopwatch.StartNew();
             File.WriteAllText(Path.Combine(second.Merged, "d", "new"), "made");
             File.AppendAllText(Path.Combine(second.Merged, "d", "g"), "+more");
-            File.Delete(Path.Combine(second.Merged, "d", "f")); // f is in the bottom layer here: a whiteout in the top lower one
+            File.Delete(Path.Combine(second.Merged, "d", "old"));
             string? last = null;
             while (sw.Elapsed < Visible)
             {
-                last = Expect($"{Read(m, "d/new")} {Read(m, "d/g")} {Exists(m, "d/f")}", "made g+more False");
+                last = Expect($"{Read(m, "d/new")} {Read(m, "d/g")} {Exists(m, "d/old")}", "made g+more False");
                 if (last is null) return;
                 Thread.Sleep(5);
             }
