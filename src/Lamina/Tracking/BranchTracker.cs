@@ -105,10 +105,11 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     public void Start()
     {
         if (Unavailable is not null || _thread is not null) return;
+        // The thread exists before the subscription, so no directory the engine takes meanwhile is missed.
+        _thread = new Thread(Run) { IsBackground = true, Name = "lamina-branch-track" };
         _subscription = _fs.Observe(this);
         foreach (var node in _fs.AllNodes())
             if (node.IsDirectory) _work.Enqueue((node, Work.Ensure));
-        _thread = new Thread(Run) { IsBackground = true, Name = "lamina-branch-track" };
         _thread.Start();
         Wake();
     }
