@@ -169,12 +169,15 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
     {
         if (_thread is null) return true;
         using var done = new ManualResetEventSlim();
-        _drains.Enqueue(done);
+        _drains.Enqueue((Interlocked.Increment(ref _drainTickets), done));
         Wake();
         return done.Wait(timeout);
     }
 
-    private readonly ConcurrentQueue<ManualResetEventSlim> _drains = new();
+    // A drain is answered after a whole turn of the thread that began after it was asked: that turn's
+    // read of the event queue sees every change made before the drain.
+    private readonly ConcurrentQueue<(long Ticket, ManualResetEventSlim Done)> _drains = new();
+    private long _drainTickets;
 
     // ---- marking ------------------------------------------------------------------------------------
 
@@ -361,9 +364,10 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
         var fds = stackalloc Sys.PollFd[2];
         while (!_stopping)
         {
+            long asked = Interlocked.Read(ref _drainTickets);
             fds[0] = new Sys.PollFd { Fd = _fan, Events = Sys.POLLIN };
             fds[1] = new Sys.PollFd { Fd = _wakeRead, Events = Sys.POLLIN };
-            int r = Sys.Poll(fds, 2, 1000);
+            int r = Sys.Poll(fds, 2, _drains.IsEmpty ? 1000 : 0); // a drain waiting for this turn need not wait for the timeout
             if (r > 0 && (fds[1].REvents & Sys.POLLIN) != 0)
                 fixed (byte* p = buffer) Sys.Read(_wakeRead, p, (nuint)buffer.Length);
             try
@@ -386,7 +390,7 @@ public sealed class BranchTracker : IUnionObserver, IDisposable
             {
                 // the union is going away
             }
-            while (_drains.TryDequeue(out var done)) done.Set();
+            while (_drains.TryPeek(out var drain) && drain.Ticket <= asked && _drains.TryDequeue(out drain)) drain.Done.Set();
         }
     }
 

@@ -126,10 +126,12 @@ public sealed class WatchMountTests
         File.WriteAllText(Path.Combine(m.Lower(0), "d", "f"), "two, longer\n");
         File.WriteAllText(Path.Combine(m.Lower(0), "d", "g"), "");
         Assert.Equal(["MODIFY f", "CLOSE_WRITE,CLOSE f"], w.Until("CREATE g").Where(l => l.EndsWith(" f", StringComparison.Ordinal)).Distinct());
+        TrackerCaughtUp(m);
         Assert.Equal("two, longer\n", File.ReadAllText(f));
         Assert.Equal(["f", "g"], Directory.GetFileSystemEntries(d).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         File.Delete(Path.Combine(m.Lower(0), "d", "g"));
         w.Until("DELETE g");
+        TrackerCaughtUp(m);
         Assert.False(File.Exists(Path.Combine(d, "g")));
     }
 
@@ -157,9 +159,7 @@ public sealed class WatchMountTests
         Sh($"rm {m.Upper}/d/gone; echo direct >> {m.Upper}/d/changed; : > {m.Upper}/d/direct-new");
         var l = ours.Until("CREATE direct-new");
         Assert.Equal(["OPEN changed", "MODIFY changed", "CLOSE_WRITE,CLOSE changed", "DELETE gone", "MODIFY changed", "CLOSE_WRITE,CLOSE changed"], l.Where(x => !x.Contains("ISDIR")));
-        // The kernel hears of direct changes from the branch tracker, a thread of its own: `lamina status`
-        // returns once it has handled every change made so far, so its notifications are out.
-        Assert.Contains("directories tracked", Cli.Run("status", m.Merged).StdOut);
+        TrackerCaughtUp(m);
         Sh($": > {d}/zz-marker");
         var k = kernel.Until("CREATE zz-marker");
         Assert.Equal(["OPEN changed", "MODIFY changed", "CLOSE_WRITE,CLOSE changed", "DELETE_SELF "], k.Where(x => !x.Contains("ISDIR")).Where(x => x != "IGNORED "));
@@ -196,4 +196,11 @@ public sealed class WatchMountTests
         Assert.Equal((1, "CREATE"), (third.Wd, third.Events));
         Assert.Equal(a + "/", third.Path);
     }
+
+    /// <summary>
+    /// The kernel hears of direct changes from the branch tracker, a thread of its own, not from the
+    /// watcher that reports union events: `lamina status` returns once the tracker has handled every
+    /// change made so far, so its notifications to the kernel are out.
+    /// </summary>
+    private static void TrackerCaughtUp(LaminaMount m) => Assert.Contains("directories tracked", Cli.Run("status", m.Merged).StdOut);
 }
