@@ -21,10 +21,10 @@ namespace Lamina.Cli.Fuse;
 /// passthrough open lasts, and reads through it never come back to the daemon. In the default mode
 /// (<see cref="PassthroughMode.Auto"/>) every open passes through, lower files read-only included,
 /// so a descriptor opened read-only on a lower file keeps reading the lower file after a copy-up
-/// (as kernel overlayfs did before 4.19). An open made while the node's lower file is still open
-/// with passthrough, such as the open for writing that copied it up, is served through the daemon
-/// with FOPEN_DIRECT_IO onto the upper copy instead; once the last passthrough open of the lower
-/// file closes, new opens pass through to the upper copy. <see cref="PassthroughMode.Upper"/> keeps
+/// (as kernel overlayfs did before 4.19). The kernel refuses any other open of an inode bound to a
+/// backing file, so an open that must not share it, such as the open for writing that copies the
+/// file up, is answered ESTALE and retried by the kernel on a new inode of the same node, which
+/// passes through to the upper copy (UnionFuse.Aliases.cs). <see cref="PassthroughMode.Upper"/> keeps
 /// read-only opens of lower files in the page cache instead, where writes after a copy-up land too.
 /// </summary>
 public enum PassthroughMode
@@ -117,7 +117,6 @@ public sealed partial class UnionFuse : IFuseFileSystem
 
     private ulong RootId => _union.Root.NodeId;
 
-
     private static string Str(ReadOnlySpan<byte> s) => Encoding.UTF8.GetString(s);
 
     /// <summary>
@@ -184,7 +183,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         var p = Node(parent);
         if (p is null) return Errno.ESTALE;
         // Read before the lookup: a directory tracked from before it began reports every change since.
-        if (!p.IsTracked) Tracker?.TrackNow(p);
+        Tracker?.TrackNow(p);
         bool tracked = Tracked(p);
         var e = _union.Lookup(p, Str(name), out var node, out var st);
         if (e == Errno.ENOENT && tracked)
@@ -558,7 +557,7 @@ public sealed partial class UnionFuse : IFuseFileSystem
         open = default;
         var node = Node(nodeId);
         if (node is null) return Errno.ESTALE;
-        if (!node.IsTracked) Tracker?.TrackNow(node);
+        Tracker?.TrackNow(node);
         bool tracked = Tracked(node);
         var e = _union.OpenDir(node, CallerOf(ctx), out var dir);
         if (e != Errno.None) return e;
